@@ -1,1 +1,7 @@
+//! ssofs: mount the S3 buckets your Azure AD identity may use, with per-user MinIO STS credentials.
+//!
+//! Layers, each behind a small interface so the one above can be tested alone: identity (OIDC login,
+//! token store) → credentials (STS) → object client → filesystem → FUSE.
 
+pub mod config;
+pub mod identity;

@@ -1,0 +1,104 @@
+//! Test-control API under `/_devstack/` (clearly not Azure): approve device codes, steer the IdP's
+//! clock and keys, revoke refresh tokens, expire STS sessions, read the S3 request log.
+//! Form-encoded POSTs, JSON answers.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::idp::Idp;
+use crate::s3::auth::Iam;
+use crate::s3::server::RequestLog;
+
+#[derive(Clone)]
+pub struct Control {
+    pub idp: Arc<Idp>,
+    pub iam: Arc<Iam>,
+    pub log: Arc<RequestLog>,
+}
+
+pub fn router(control: Control) -> Router {
+    Router::new()
+        .route("/approve", post(approve))
+        .route("/auto-approve", post(auto_approve))
+        .route("/rotate-keys", post(rotate_keys))
+        .route("/revoke", post(revoke))
+        .route("/clock-offset", post(clock_offset))
+        .route("/expire-sessions", post(expire_sessions))
+        .route("/requests", get(requests))
+        .with_state(control)
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "ok": false, "error": message }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct ApproveForm {
+    user_code: String,
+    user: String,
+    #[serde(default)]
+    decline: Option<String>,
+}
+
+async fn approve(State(c): State<Control>, Form(f): Form<ApproveForm>) -> Response {
+    let decline = matches!(f.decline.as_deref(), Some("1" | "true" | "yes"));
+    match c.idp.approve(&f.user_code, &f.user, decline) {
+        Ok(()) => Json(json!({ "ok": true, "declined": decline })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    user: String,
+}
+
+async fn auto_approve(State(c): State<Control>, Form(f): Form<UserForm>) -> Response {
+    let user = Some(f.user.trim()).filter(|u| !u.is_empty());
+    match c.idp.set_auto_approve(user) {
+        Ok(()) => Json(json!({ "ok": true, "auto_approve": user })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn rotate_keys(State(c): State<Control>) -> Response {
+    Json(json!({ "ok": true, "kid": c.idp.rotate_keys() })).into_response()
+}
+
+async fn revoke(State(c): State<Control>, Form(f): Form<UserForm>) -> Response {
+    match c.idp.revoke(&f.user) {
+        Ok(n) => Json(json!({ "ok": true, "revoked": n })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct OffsetForm {
+    seconds: String,
+}
+
+async fn clock_offset(State(c): State<Control>, Form(f): Form<OffsetForm>) -> Response {
+    match f.seconds.trim().parse::<i64>() {
+        Ok(s) => {
+            c.idp.set_clock_offset(s);
+            Json(json!({ "ok": true, "seconds": s })).into_response()
+        }
+        Err(_) => bad_request(format!("seconds must be a whole number (may be negative), got {:?}", f.seconds)),
+    }
+}
+
+async fn expire_sessions(State(c): State<Control>) -> Response {
+    Json(json!({ "ok": true, "expired": c.iam.expire_sessions() })).into_response()
+}
+
+async fn requests(State(c): State<Control>) -> Response {
+    Json(c.log.snapshot()).into_response()
+}

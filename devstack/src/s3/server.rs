@@ -1,0 +1,165 @@
+//! The HTTP front of the MinIO stand-in: STS calls (`POST /` with a form) go to [`Sts`], everything else
+//! to the s3s service. Every request is logged for tests, and HEAD errors carry MinIO's
+//! `x-minio-error-code` header, since a HEAD response has no body to carry the code.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use s3s::Body;
+use s3s::service::S3Service;
+use serde::Serialize;
+
+use super::auth::{RequestNote, query_param};
+use super::sts::Sts;
+
+/// Largest STS form accepted: Azure tokens with many groups run to several KB; MinIO reads up to 1 MiB.
+const MAX_STS_BODY: usize = 1 << 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub time: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// S3 operation name (`GetObject`, `ListObjectsV2`, ...) or the STS action.
+    pub op: String,
+    /// Empty for unsigned requests (STS, anonymous).
+    pub access_key: String,
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct RequestLog(Mutex<Vec<RequestRecord>>);
+
+impl RequestLog {
+    pub fn push(&self, r: RequestRecord) {
+        self.0.lock().unwrap().push(r);
+    }
+    pub fn snapshot(&self) -> Vec<RequestRecord> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+pub struct Front {
+    pub s3: S3Service,
+    pub sts: Arc<Sts>,
+    pub log: Arc<RequestLog>,
+}
+
+impl Front {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let signed_key = signed_access_key(&req);
+        let (resp, op, access_key) = if is_sts(&req) {
+            let (resp, action) = self.sts(req).await;
+            (resp, action, String::new())
+        } else {
+            let note = Arc::new(RequestNote::default());
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(note.clone());
+            let resp = match self.s3.call(Request::from_parts(parts, Body::from(body))).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service failed");
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            };
+            let resp = if method == Method::HEAD { minio_head_error(resp).await } else { resp };
+            let op = note.op.lock().unwrap().clone().unwrap_or_default();
+            let ak = note.access_key.lock().unwrap().clone().or(signed_key).unwrap_or_default();
+            (resp, op, ak)
+        };
+        self.log.push(RequestRecord {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            method: method.to_string(),
+            path,
+            query,
+            op,
+            access_key,
+            status: resp.status().as_u16(),
+        });
+        Ok(resp)
+    }
+
+    async fn sts(&self, req: Request<Incoming>) -> (Response<Body>, String) {
+        let query = req.uri().query().unwrap_or("").to_string();
+        let body = match http_body_util::Limited::new(req.into_body(), MAX_STS_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return (plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"), String::new()),
+        };
+        let mut params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        params.extend(serde_urlencoded::from_str::<Vec<(String, String)>>(&query).unwrap_or_default());
+        let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+        let reply = self.sts.handle(&params).await;
+        let resp = Response::builder()
+            .status(reply.status)
+            .header("content-type", "application/xml")
+            .body(Body::from(reply.body))
+            .expect("static response parts");
+        (resp, action)
+    }
+}
+
+/// MinIO serves STS on `POST /` with a form body (or `Action=` in the query).
+fn is_sts(req: &Request<Incoming>) -> bool {
+    if req.method() != Method::POST || req.uri().path() != "/" {
+        return false;
+    }
+    let form = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    form || req.uri().query().is_some_and(|q| q.contains("Action="))
+}
+
+/// The access key of a SigV4-signed request, for the log when the request fails before the access
+/// check (bad signature, expired credentials).
+fn signed_access_key(req: &Request<Incoming>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .map(str::to_string);
+    from_header.or_else(|| {
+        let q = req.uri().query()?;
+        query_param(q, "X-Amz-Credential")?.split('/').next().map(str::to_string)
+    })
+}
+
+/// MinIO's writeErrorResponseHeadersOnly: the error code and description go into headers on HEAD.
+async fn minio_head_error(resp: Response<Body>) -> Response<Body> {
+    let status = resp.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    if let Some(code) = field("Code").and_then(|c| c.parse().ok()) {
+        parts.headers.insert("x-minio-error-code", code);
+    }
+    if let Some(desc) = field("Message").and_then(|m| m.parse().ok()) {
+        parts.headers.insert("x-minio-error-desc", desc);
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    Response::builder().status(status).body(Body::from(text.to_string())).expect("static response parts")
+}

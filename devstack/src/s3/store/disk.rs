@@ -1,0 +1,267 @@
+//! File plumbing: temp files that vanish unless kept, streaming writes that hash as they go, and the
+//! chunked file stream GET responses are served from. Nothing here holds a whole object in memory.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use s3s::dto::StreamingBlob;
+use s3s::stream::{ByteStream, RemainingLength};
+use s3s::{S3Error, S3Result, StdError, s3_error};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+
+/// Read size for copies and GET bodies: large enough for throughput, small enough for many clients.
+const CHUNK: usize = 128 * 1024;
+
+/// A file that is deleted when dropped, unless [`TempFile::keep`] is called: every error path cleans up.
+#[derive(Debug)]
+pub(super) struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// A fresh unique path in `dir` (nothing is created yet).
+    pub fn new_in(dir: &Path) -> Self {
+        Self { path: dir.join(uuid::Uuid::new_v4().simple().to_string()), armed: true }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Atomically moves the file to `dest`, still guarded: it is removed there if dropped un-kept.
+    pub fn rename(mut self, dest: PathBuf) -> io::Result<Self> {
+        fs::rename(&self.path, &dest)?;
+        self.armed = false;
+        Ok(Self { path: dest, armed: true })
+    }
+
+    pub fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Serialises `value` into a new temp file in `dir`, ready to be renamed into place.
+pub(super) fn json_temp(dir: &Path, value: &impl Serialize) -> io::Result<TempFile> {
+    let temp = TempFile::new_in(dir);
+    let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    fs::write(temp.path(), json)?;
+    Ok(temp)
+}
+
+/// A finished write: the temp file holding the bytes, their MD5 and their length.
+#[derive(Debug)]
+pub(super) struct Written {
+    pub temp: TempFile,
+    pub md5: [u8; 16],
+    pub size: u64,
+}
+
+/// Writes bytes to a temp file while hashing them.
+struct HashingWriter {
+    file: tokio::fs::File,
+    md5: Md5,
+    size: u64,
+    temp: TempFile,
+}
+
+impl HashingWriter {
+    async fn create(dir: &Path) -> io::Result<Self> {
+        let temp = TempFile::new_in(dir);
+        let file = tokio::fs::File::create(temp.path()).await?;
+        Ok(Self { file, md5: Md5::new(), size: 0, temp })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.md5.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file.write_all(chunk).await
+    }
+
+    async fn finish(mut self) -> io::Result<Written> {
+        // tokio writes in the background: without flush, the rename could race the last chunk.
+        self.file.flush().await?;
+        Ok(Written { temp: self.temp, md5: self.md5.finalize().into(), size: self.size })
+    }
+}
+
+/// Streams a request body to a temp file in `dir`. A missing body is an empty object.
+pub(super) async fn write_stream(dir: &Path, body: Option<StreamingBlob>) -> S3Result<Written> {
+    let mut writer = HashingWriter::create(dir).await.map_err(internal)?;
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(body_error)?;
+            writer.write(&chunk).await.map_err(internal)?;
+        }
+    }
+    writer.finish().await.map_err(internal)
+}
+
+/// Copies `range` of `src` to a temp file in `dir`, hashing it (CopyObject, UploadPartCopy).
+pub(super) async fn copy_range(dir: &Path, mut src: fs::File, range: Range<u64>) -> io::Result<Written> {
+    src.seek(SeekFrom::Start(range.start))?;
+    let mut src = tokio::fs::File::from_std(src).take(range.end - range.start);
+    let mut writer = HashingWriter::create(dir).await?;
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = src.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        writer.write(&buf[..n]).await?;
+    }
+    if writer.size != range.end - range.start {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source data file is shorter than its metadata"));
+    }
+    writer.finish().await
+}
+
+/// Concatenates `parts` into a temp file in `dir` (CompleteMultipartUpload).
+pub(super) async fn concat(dir: &Path, parts: &[PathBuf]) -> io::Result<TempFile> {
+    let temp = TempFile::new_in(dir);
+    let mut out = tokio::fs::File::create(temp.path()).await?;
+    for part in parts {
+        let mut src = tokio::fs::File::open(part).await?;
+        tokio::io::copy(&mut src, &mut out).await?;
+    }
+    out.flush().await?;
+    Ok(temp)
+}
+
+/// Synchronous write of an in-memory body, for seeding without a runtime.
+pub(super) fn write_bytes(dir: &Path, body: &[u8]) -> io::Result<Written> {
+    let temp = TempFile::new_in(dir);
+    fs::write(temp.path(), body)?;
+    Ok(Written { temp, md5: Md5::digest(body).into(), size: body.len() as u64 })
+}
+
+/// Reads a whole small file (used for sidecars only).
+pub(super) fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    fs::File::open(path)?.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A GET body: `len` bytes of an already-opened data file, read in chunks as the client consumes them.
+pub(super) struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl FileBody {
+    /// `file` was opened while the index lock was held, so it is the version the metadata describes,
+    /// even if the object is overwritten or deleted while the body streams.
+    pub fn new(mut file: fs::File, range: Range<u64>) -> io::Result<Self> {
+        file.seek(SeekFrom::Start(range.start))?;
+        let remaining = range.end - range.start;
+        let buf = vec![0; usize::try_from(remaining).map_or(CHUNK, |r| r.min(CHUNK))];
+        Ok(Self { file: tokio::fs::File::from_std(file), remaining, buf })
+    }
+}
+
+impl Stream for FileBody {
+    type Item = Result<Bytes, StdError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.remaining).map_or(this.buf.len(), |r| r.min(this.buf.len()));
+        let mut read_buf = ReadBuf::new(&mut this.buf[..want]);
+        if let Err(e) = ready!(Pin::new(&mut this.file).poll_read(cx, &mut read_buf)) {
+            this.remaining = 0;
+            return Poll::Ready(Some(Err(Box::new(e))));
+        }
+        let filled = read_buf.filled();
+        if filled.is_empty() {
+            // The data file was truncated behind our back: end the body with an error, not garbage.
+            this.remaining = 0;
+            let e = io::Error::new(io::ErrorKind::UnexpectedEof, "object data file is shorter than its metadata");
+            return Poll::Ready(Some(Err(Box::new(e))));
+        }
+        this.remaining -= filled.len() as u64;
+        Poll::Ready(Some(Ok(Bytes::copy_from_slice(filled))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+impl ByteStream for FileBody {
+    fn remaining_length(&self) -> RemainingLength {
+        usize::try_from(self.remaining).map_or_else(|_| RemainingLength::unknown(), RemainingLength::new_exact)
+    }
+}
+
+pub(super) fn internal(e: io::Error) -> S3Error {
+    s3_error!(e, InternalError)
+}
+
+/// Body errors from s3s (bad chunk signatures, ...) are already S3 errors; anything else means the
+/// client went away or sent less than it announced.
+fn body_error(e: StdError) -> S3Error {
+    match e.downcast::<S3Error>() {
+        Ok(e) => *e,
+        Err(e) => S3Error::with_source(s3s::S3ErrorCode::IncompleteBody, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("devstack-disk-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn temp_file_is_removed_unless_kept() {
+        let dir = scratch();
+        let dropped = TempFile::new_in(&dir);
+        fs::write(dropped.path(), b"x").unwrap();
+        let dropped_path = dropped.path().to_owned();
+        drop(dropped);
+        assert!(!dropped_path.exists());
+
+        let kept = TempFile::new_in(&dir);
+        fs::write(kept.path(), b"x").unwrap();
+        let moved = kept.rename(dir.join("final")).unwrap().keep();
+        assert_eq!(fs::read(moved).unwrap(), b"x");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn file_body_streams_exactly_the_range() {
+        let dir = scratch();
+        let data: Vec<u8> = (0..(CHUNK * 2 + 10)).map(|i| (i % 251) as u8).collect();
+        fs::write(dir.join("f"), &data).unwrap();
+        let range = 5..(CHUNK as u64 * 2 + 3);
+        let body = FileBody::new(fs::File::open(dir.join("f")).unwrap(), range.clone()).unwrap();
+        assert_eq!(body.remaining_length().exact(), Some((range.end - range.start) as usize));
+        let chunks: Vec<Bytes> = body.map(|c| c.unwrap()).collect().await;
+        assert_eq!(chunks.concat(), &data[5..CHUNK * 2 + 3]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,313 @@
+//! MinIO's STS `AssumeRoleWithWebIdentity`, following MinIO's source (cmd/sts-handlers.go
+//! AssumeRoleWithSSO, internal/config/identity/openid/jwt.go Validate) and `../shared/spec/minio-sts.md`:
+//! the token is verified against the IdP's JWKS (refetched once on an unknown kid), exp/iat/nbf with
+//! zero leeway, aud (else azp) must contain the client id, `iss` is not checked, `sub` is mandatory; the
+//! configured claim names IAM policies; DurationSeconds within 900 s..365 d (devstack floor adjustable).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::StatusCode;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use super::auth::{Iam, Session};
+use super::iam::Policy;
+
+/// MinIO's upper bound for DurationSeconds (365 days; not AWS's 43200).
+const MAX_DURATION: u64 = 31_536_000;
+
+pub struct StsConfig {
+    /// OpenID discovery document of the IdP (MinIO's `config_url`).
+    pub config_url: String,
+    pub client_id: String,
+    /// MinIO's `claim_name` (Azure setups use `groups`).
+    pub claim_name: String,
+    /// Lower bound for DurationSeconds: MinIO's is 900 s; the devstack can lower it.
+    pub min_duration: Duration,
+    /// A role-policy provider: tokens presented with this RoleArn get `role_policy`.
+    pub role_arn: String,
+    pub role_policy: String,
+}
+
+pub struct Sts {
+    cfg: StsConfig,
+    iam: Arc<Iam>,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+}
+
+/// An STS answer: status and MinIO-shaped XML.
+pub struct StsReply {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+struct StsError {
+    code: &'static str,
+    status: StatusCode,
+    message: String,
+}
+
+fn invalid(message: impl Into<String>) -> StsError {
+    StsError { code: "InvalidParameterValue", status: StatusCode::BAD_REQUEST, message: message.into() }
+}
+
+impl Sts {
+    pub fn new(cfg: StsConfig, iam: Arc<Iam>) -> Self {
+        Sts {
+            cfg,
+            iam,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("reqwest client"),
+            keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Handles one STS call given its form parameters (body first, then query, as Go's r.Form).
+    pub async fn handle(&self, params: &[(String, String)]) -> StsReply {
+        let request_id = request_id();
+        match self.assume_role(params).await {
+            Ok(xml) => StsReply { status: StatusCode::OK, body: xml.replace("{request_id}", &request_id) },
+            Err(e) => StsReply {
+                status: e.status,
+                body: format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type></Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                    e.code,
+                    xml_escape(&e.message),
+                    request_id
+                ),
+            },
+        }
+    }
+
+    async fn assume_role(&self, params: &[(String, String)]) -> Result<String, StsError> {
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if get("Version") != Some("2011-06-15") {
+            return Err(StsError {
+                code: "MissingParameter",
+                status: StatusCode::BAD_REQUEST,
+                message: format!("Invalid STS API version {}, expecting 2011-06-15", get("Version").unwrap_or("")),
+            });
+        }
+        let action = get("Action").unwrap_or("");
+        if action != "AssumeRoleWithWebIdentity" {
+            return Err(invalid(format!("Unsupported action {action}")));
+        }
+        let token = get("WebIdentityToken").unwrap_or("");
+        let claims = self.validate(token).await?;
+        let expiration = expiry(&claims, get("DurationSeconds"), self.cfg.min_duration)?;
+
+        // With a claim-based provider configured, an unknown RoleArn is ignored rather than refused, so
+        // AWS SDKs that insist on sending one still work (minio #21421).
+        let policies = if get("RoleArn") == Some(self.cfg.role_arn.as_str()) {
+            vec![self.cfg.role_policy.clone()]
+        } else {
+            self.policies_from_claim(&claims)?
+        };
+
+        let session_policy = match get("Policy").filter(|p| !p.is_empty()) {
+            Some(p) if p.len() > 2048 => return Err(invalid("Session policy should not exceed 2048 characters")),
+            Some(p) => Some(Policy::parse(p).map_err(invalid)?),
+            None => None,
+        };
+
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+        if sub.is_empty() {
+            return Err(invalid("STS JWT Token has `sub` claim missing, `sub` claim is mandatory"));
+        }
+        let subject = claims.get("preferred_username").and_then(Value::as_str).unwrap_or(sub).to_string();
+        let session = Session {
+            access_key: random_string(20).to_ascii_uppercase(),
+            secret_key: random_string(40),
+            session_token: random_string(512),
+            expiration,
+            policies,
+            session_policy,
+            subject,
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><AssumedRoleUser><Arn></Arn><AssumeRoleId></AssumeRoleId></AssumedRoleUser><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials><SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>{{request_id}}</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>",
+            session.access_key,
+            session.secret_key,
+            session.session_token,
+            httpdate_iso(expiration),
+            xml_escape(sub)
+        );
+        tracing::info!(access_key = %session.access_key, subject = %session.subject, policies = ?session.policies, "STS credentials issued");
+        self.iam.add_session(session);
+        Ok(xml)
+    }
+
+    /// MinIO's Validate: signature via JWKS, time claims with zero leeway, then aud/azp.
+    async fn validate(&self, token: &str) -> Result<serde_json::Map<String, Value>, StsError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("token is malformed: {e}")))?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
+            return Err(invalid(format!("signing method {:?} is invalid", header.alg)));
+        }
+        let kid = header.kid.clone().unwrap_or_default();
+        let key = self.key_for(&kid).await?;
+        let mut v = Validation::new(header.alg);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        v.leeway = 0;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("crypto/rsa: verification error"),
+            _ => invalid(format!("token is malformed: {e}")),
+        })?;
+        let claims = data.claims;
+        check_times(&claims)?;
+        self.check_audience(&claims)?;
+        Ok(claims)
+    }
+
+    async fn key_for(&self, kid: &str) -> Result<DecodingKey, StsError> {
+        if let Some(k) = self.keys.read().await.get(kid) {
+            return Ok(k.clone());
+        }
+        // Unknown kid: the IdP may have rotated keys. Refetch once (MinIO PopulatePublicKey).
+        self.refresh_keys().await.map_err(|e| StsError {
+            code: "InternalError",
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("unable to fetch the identity provider's keys: {e}"),
+        })?;
+        self.keys.read().await.get(kid).cloned().ok_or_else(|| invalid(format!("Invalid kid value {kid}")))
+    }
+
+    async fn refresh_keys(&self) -> Result<(), String> {
+        let disco: Value = self.get_json(&self.cfg.config_url).await?;
+        let jwks_uri = disco.get("jwks_uri").and_then(Value::as_str).ok_or("discovery document has no jwks_uri")?;
+        let jwks: Value = self.get_json(jwks_uri).await?;
+        let mut keys = HashMap::new();
+        for k in jwks.get("keys").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(kid), Some(n), Some(e)) = (
+                k.get("kid").and_then(Value::as_str),
+                k.get("n").and_then(Value::as_str),
+                k.get("e").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if let Ok(dk) = DecodingKey::from_rsa_components(n, e) {
+                keys.insert(kid.to_string(), dk);
+            }
+        }
+        *self.keys.write().await = keys;
+        Ok(())
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let resp = self.http.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| format!("GET {url}: {e}"))
+    }
+
+    fn check_audience(&self, claims: &serde_json::Map<String, Value>) -> Result<(), StsError> {
+        let id = self.cfg.client_id.as_str();
+        let Some(aud) = string_values(claims.get("aud")) else {
+            return Err(invalid("STS JWT Token has `aud` claim invalid, `aud` must match configured OpenID Client ID"));
+        };
+        if aud.iter().any(|a| a == id) {
+            return Ok(());
+        }
+        match string_values(claims.get("azp")) {
+            Some(azp) if azp.iter().any(|a| a == id) => Ok(()),
+            _ => Err(invalid("STS JWT Token has `azp` claim invalid, `azp` must match configured OpenID Client ID")),
+        }
+    }
+
+    /// MinIO GetPoliciesFromClaims + CurrentPolicies: a comma-separated string or an array; unknown
+    /// names are dropped.
+    fn policies_from_claim(&self, claims: &serde_json::Map<String, Value>) -> Result<Vec<String>, StsError> {
+        let claim = &self.cfg.claim_name;
+        let Some(values) = string_values(claims.get(claim)) else {
+            return Err(invalid(format!("{claim} claim missing from the JWT token, credentials will not be generated")));
+        };
+        let mut asked: Vec<String> =
+            values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        asked.sort();
+        asked.dedup();
+        let defined: Vec<String> = asked.iter().filter(|p| self.iam.policy_exists(p)).cloned().collect();
+        if defined.is_empty() {
+            return Err(invalid(format!(
+                "None of the given policies (`{}`) are defined, credentials will not be generated",
+                asked.join(",")
+            )));
+        }
+        Ok(defined)
+    }
+}
+
+fn string_values(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => Some(a.iter().filter_map(Value::as_str).map(String::from).collect()),
+        _ => None,
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// golang-jwt v4 MapClaims.Valid with zero leeway: exp, then iat, then nbf; the last failure wins.
+fn check_times(claims: &serde_json::Map<String, Value>) -> Result<(), StsError> {
+    let now = now_secs();
+    let num = |k: &str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
+    let mut err = None;
+    if num("exp").is_some_and(|exp| now >= exp) {
+        err = Some("token is expired");
+    }
+    if num("iat").is_some_and(|iat| now < iat) {
+        err = Some("token used before issued");
+    }
+    if num("nbf").is_some_and(|nbf| now < nbf) {
+        err = Some("token is not valid yet");
+    }
+    match err {
+        Some(m) => Err(invalid(m)),
+        None => Ok(()),
+    }
+}
+
+/// MinIO updateClaimsExpiry/GetDefaultExpiration: no DurationSeconds → the token's exp; otherwise
+/// within bounds or "invalid token expiry".
+fn expiry(claims: &serde_json::Map<String, Value>, dsecs: Option<&str>, min: Duration) -> Result<SystemTime, StsError> {
+    match dsecs.filter(|d| !d.is_empty()) {
+        None => {
+            let exp = claims.get("exp").and_then(Value::as_f64).ok_or_else(|| invalid("invalid token expiry"))?;
+            Ok(UNIX_EPOCH + Duration::from_secs(exp.max(0.0) as u64))
+        }
+        Some(d) => {
+            let secs: u64 = d.parse().map_err(|_| invalid("invalid token expiry"))?;
+            if secs < min.as_secs() || secs > MAX_DURATION {
+                return Err(invalid("invalid token expiry"));
+            }
+            Ok(SystemTime::now() + Duration::from_secs(secs))
+        }
+    }
+}
+
+fn random_string(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::thread_rng().r#gen::<u64>())
+}
+
+fn httpdate_iso(t: SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    dt.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
+        .unwrap_or_default()
+}
+
+pub fn xml_escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}

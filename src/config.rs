@@ -1,0 +1,258 @@
+//! Profiles: where ssofs finds its identity provider, client id and S3 endpoint.
+//!
+//! Files are read in this order, later ones overriding earlier ones key by key:
+//! `/etc/ssofs/config.toml` (system), `$XDG_CONFIG_HOME/ssofs/config.toml` (user), then the file named
+//! by `--config` or `SSOFS_CONFIG`. Command-line flags override all of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}, line {line}: {message}")]
+    Parse { path: PathBuf, line: usize, message: String },
+    #[error("no profile named {0:?}; profiles found: {1}. Add [profiles.{0}] to a config file or pick another with --profile")]
+    UnknownProfile(String, String),
+    #[error("no profile chosen and several exist ({0}); pass --profile or set default_profile")]
+    Ambiguous(String),
+    #[error(
+        "no ssofs configuration found (looked in {0}). Create one, or run `ssofs-devstack up` and use its ssofs.toml with --config"
+    )]
+    Missing(String),
+    #[error("profile {profile:?}: {message}")]
+    Invalid { profile: String, message: String },
+}
+
+/// Which token is handed to MinIO's STS. Never a Microsoft Graph access token: third parties cannot
+/// verify those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StsToken {
+    #[default]
+    IdToken,
+    AccessToken,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    issuer: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    scopes: Option<Vec<String>>,
+    endpoint: Option<String>,
+    role_arn: Option<String>,
+    duration_seconds: Option<u64>,
+    token: Option<StsToken>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileFile>,
+}
+
+/// A resolved profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    /// OpenID issuer URL (e.g. `https://login.microsoftonline.com/{tenant}/v2.0`).
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// S3 and STS endpoint.
+    pub endpoint: Option<String>,
+    pub role_arn: Option<String>,
+    pub duration_seconds: Option<u64>,
+    pub token: StsToken,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where configuration comes from; tests point these at temp files.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub system: Option<PathBuf>,
+    pub user: Option<PathBuf>,
+    pub extra: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The standard places, plus `--config`/`SSOFS_CONFIG`.
+    pub fn standard(extra: Option<PathBuf>) -> Self {
+        let user = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|d| d.join("ssofs/config.toml"));
+        let extra = extra.or_else(|| std::env::var_os("SSOFS_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        Sources { system: Some(PathBuf::from("/etc/ssofs/config.toml")), user, extra }
+    }
+}
+
+const AZURE_AUTHORITY: &str = "https://login.microsoftonline.com";
+const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// Loads and merges the configuration, then picks a profile (`wanted`, else `default_profile`, else
+/// the only one).
+pub fn load_profile(sources: &Sources, wanted: Option<&str>) -> Result<Profile, ConfigError> {
+    let mut default_profile = None;
+    let mut profiles: BTreeMap<String, ProfileFile> = BTreeMap::new();
+    let mut found_any = false;
+    // The extra file was asked for explicitly: it must exist. The standard places may not.
+    let files = [(&sources.system, false), (&sources.user, false), (&sources.extra, true)];
+    for (path, required) in files {
+        let Some(path) = path else { continue };
+        let Some(file) = read_file(path, required)? else { continue };
+        found_any = true;
+        if file.default_profile.is_some() {
+            default_profile = file.default_profile;
+        }
+        for (name, p) in file.profiles {
+            let merged = merge(profiles.remove(&name).unwrap_or_default(), p);
+            profiles.insert(name, merged);
+        }
+    }
+    if !found_any {
+        let looked: Vec<String> = [&sources.system, &sources.user, &sources.extra]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(ConfigError::Missing(looked.join(", ")));
+    }
+    let names = || profiles.keys().cloned().collect::<Vec<_>>().join(", ");
+    let name = match wanted.map(str::to_string).or(default_profile) {
+        Some(n) => n,
+        None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
+        None => return Err(ConfigError::Ambiguous(names())),
+    };
+    let Some(p) = profiles.get(&name).cloned() else {
+        return Err(ConfigError::UnknownProfile(name, names()));
+    };
+    resolve(name, p)
+}
+
+fn read_file(path: &Path, required: bool) -> Result<Option<ConfigFile>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+    };
+    toml::from_str(&text).map(Some).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(0);
+        ConfigError::Parse { path: path.to_path_buf(), line, message: e.message().to_string() }
+    })
+}
+
+fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
+    ProfileFile {
+        issuer: over.issuer.or(base.issuer),
+        tenant: over.tenant.or(base.tenant),
+        client_id: over.client_id.or(base.client_id),
+        scopes: over.scopes.or(base.scopes),
+        endpoint: over.endpoint.or(base.endpoint),
+        role_arn: over.role_arn.or(base.role_arn),
+        duration_seconds: over.duration_seconds.or(base.duration_seconds),
+        token: over.token.or(base.token),
+        ca_file: over.ca_file.or(base.ca_file),
+    }
+}
+
+fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { profile: name.clone(), message };
+    let issuer = match (p.issuer, p.tenant) {
+        (Some(i), _) => i,
+        (None, Some(t)) => format!("{AZURE_AUTHORITY}/{t}/v2.0"),
+        (None, None) => return Err(invalid("set `issuer` (the OpenID issuer URL) or `tenant` (an Azure tenant id or domain)".into())),
+    };
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost")) {
+        return Err(invalid(format!("issuer {issuer:?} must be an https:// URL (plain http only on localhost)")));
+    }
+    let client_id = p
+        .client_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| invalid("set `client_id` (the application (client) id of the app registration)".into()))?;
+    let scopes = p.scopes.unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(invalid("`scopes` must include \"openid\"".into()));
+    }
+    Ok(Profile {
+        name,
+        issuer: issuer.trim_end_matches('/').to_string(),
+        client_id,
+        scopes,
+        endpoint: p.endpoint,
+        role_arn: p.role_arn,
+        duration_seconds: p.duration_seconds,
+        token: p.token.unwrap_or_default(),
+        ca_file: p.ca_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ssofs-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn later_files_override_earlier_key_by_key() {
+        let d = tempdir("merge");
+        let system = write(&d, "system.toml", "[profiles.corp]\ntenant = \"contoso.com\"\nclient_id = \"sys\"\nendpoint = \"https://s3\"\n");
+        let user = write(&d, "user.toml", "[profiles.corp]\nclient_id = \"user\"\n");
+        let sources = Sources { system: Some(system), user: Some(user), extra: None };
+        let p = load_profile(&sources, None).unwrap();
+        assert_eq!(p.client_id, "user");
+        assert_eq!(p.endpoint.as_deref(), Some("https://s3"));
+        assert_eq!(p.issuer, "https://login.microsoftonline.com/contoso.com/v2.0");
+        assert_eq!(p.token, StsToken::IdToken);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let d = tempdir("unknown");
+        let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\nendpiont = \"typo\"\n");
+        let err = load_profile(&Sources { extra: Some(f.clone()), ..Default::default() }, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&f.display().to_string()), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+        assert!(msg.contains("endpiont"), "{msg}");
+    }
+
+    #[test]
+    fn missing_explicit_file_and_unknown_profile_are_errors() {
+        let d = tempdir("missing");
+        let err = load_profile(&Sources { extra: Some(d.join("nope.toml")), ..Default::default() }, None).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\n");
+        let err = load_profile(&Sources { extra: Some(f), ..Default::default() }, Some("b")).unwrap_err();
+        assert!(err.to_string().contains("profiles found: a"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let d = tempdir("bad");
+        let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"http://evil.example\"\n");
+        assert!(load_profile(&Sources { extra: Some(f), ..Default::default() }, None).is_err());
+        let f = write(&d, "d.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\ntoken = \"graph\"\n");
+        let err = load_profile(&Sources { extra: Some(f), ..Default::default() }, None).unwrap_err();
+        assert!(err.to_string().contains("line 4"), "{err}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Per-user, per-profile token store: `$SSOFS_STATE_DIR` or `$XDG_STATE_HOME/ssofs` (default
+//! `~/.local/state/ssofs`), directory 0700, files 0600, written atomically.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::IdentityError;
+
+/// What a login leaves behind. Debug never prints the tokens.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredTokens {
+    pub issuer: String,
+    pub client_id: String,
+    pub id_token: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// Unix seconds when the ID token expires.
+    pub id_token_expires_at: i64,
+    /// `preferred_username` of the signed-in user, for status lines.
+    pub username: Option<String>,
+}
+
+impl std::fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTokens")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("id_token_expires_at", &self.id_token_expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct TokenStore {
+    dir: PathBuf,
+}
+
+impl TokenStore {
+    /// `$SSOFS_STATE_DIR`, else `$XDG_STATE_HOME/ssofs`, else `~/.local/state/ssofs`.
+    pub fn default_dir() -> Result<PathBuf, IdentityError> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("SSOFS_STATE_DIR")
+            .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("ssofs")))
+            .or_else(|| env("HOME").map(|h| h.join(".local/state/ssofs")))
+            .ok_or_else(|| IdentityError::Store("neither SSOFS_STATE_DIR, XDG_STATE_HOME nor HOME is set".into()))
+    }
+
+    /// Opens (creating it 0700 if needed) and refuses a directory others can read.
+    pub fn open(dir: &Path) -> Result<Self, IdentityError> {
+        let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        Ok(TokenStore { dir: dir.to_path_buf() })
+    }
+
+    fn path(&self, profile: &str) -> PathBuf {
+        self.dir.join(format!("{}.tokens.json", sanitize(profile)))
+    }
+
+    pub fn save(&self, profile: &str, tokens: &StoredTokens) -> Result<(), IdentityError> {
+        let path = self.path(profile);
+        let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        let json = serde_json::to_vec_pretty(tokens).map_err(|e| IdentityError::Store(e.to_string()))?;
+        f.write_all(&json).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    pub fn load(&self, profile: &str) -> Result<Option<StoredTokens>, IdentityError> {
+        let path = self.path(profile);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                IdentityError::Store(format!("{} is damaged ({e}); run `ssofs login --profile {profile}` again", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IdentityError::Store(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    pub fn remove(&self, profile: &str) -> Result<bool, IdentityError> {
+        match std::fs::remove_file(self.path(profile)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(IdentityError::Store(e.to_string())),
+        }
+    }
+}
+
+/// Profile names become file names: keep them to a safe alphabet.
+fn sanitize(profile: &str) -> String {
+    profile.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_private_files_and_reads_them_back() {
+        let dir = std::env::temp_dir().join(format!("ssofs-store-{}", std::process::id()));
+        let store = TokenStore::open(&dir).unwrap();
+        let t = StoredTokens {
+            issuer: "https://i".into(),
+            client_id: "c".into(),
+            id_token: "secret-id-token".into(),
+            access_token: "secret-access".into(),
+            refresh_token: Some("secret-refresh".into()),
+            id_token_expires_at: 1,
+            username: Some("alice".into()),
+        };
+        store.save("dev/stack", &t).unwrap();
+        let path = dir.join("dev_stack.tokens.json");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(store.load("dev/stack").unwrap().unwrap().refresh_token.as_deref(), Some("secret-refresh"));
+        assert!(!format!("{t:?}").contains("secret"));
+        assert!(store.remove("dev/stack").unwrap());
+        assert!(store.load("dev/stack").unwrap().is_none());
+    }
+}
