@@ -15,7 +15,9 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}, line {line}: {message}")]
     Parse { path: PathBuf, line: usize, message: String },
-    #[error("no profile named {0:?}; profiles found: {1}. Add [profiles.{0}] to a config file or pick another with --profile")]
+    #[error(
+        "no profile named {0:?}; profiles found: {1}. Add [profiles.{0}] to a config file or pick another with --profile"
+    )]
     UnknownProfile(String, String),
     #[error("no profile chosen and several exist ({0}); pass --profile or set default_profile")]
     Ambiguous(String),
@@ -170,9 +172,16 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     let issuer = match (p.issuer, p.tenant) {
         (Some(i), _) => i,
         (None, Some(t)) => format!("{AZURE_AUTHORITY}/{t}/v2.0"),
-        (None, None) => return Err(invalid("set `issuer` (the OpenID issuer URL) or `tenant` (an Azure tenant id or domain)".into())),
+        (None, None) => {
+            return Err(invalid(
+                "set `issuer` (the OpenID issuer URL) or `tenant` (an Azure tenant id or domain)".into(),
+            ));
+        }
     };
-    if !(issuer.starts_with("https://") || issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost")) {
+    if !(issuer.starts_with("https://")
+        || issuer.starts_with("http://127.0.0.1")
+        || issuer.starts_with("http://localhost"))
+    {
         return Err(invalid(format!("issuer {issuer:?} must be an https:// URL (plain http only on localhost)")));
     }
     let client_id = p
@@ -215,7 +224,11 @@ mod tests {
     #[test]
     fn later_files_override_earlier_key_by_key() {
         let d = tempdir("merge");
-        let system = write(&d, "system.toml", "[profiles.corp]\ntenant = \"contoso.com\"\nclient_id = \"sys\"\nendpoint = \"https://s3\"\n");
+        let system = write(
+            &d,
+            "system.toml",
+            "[profiles.corp]\ntenant = \"contoso.com\"\nclient_id = \"sys\"\nendpoint = \"https://s3\"\n",
+        );
         let user = write(&d, "user.toml", "[profiles.corp]\nclient_id = \"user\"\n");
         let sources = Sources { system: Some(system), user: Some(user), extra: None };
         let p = load_profile(&sources, None).unwrap();

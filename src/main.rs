@@ -48,13 +48,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let profile = config::load_profile(&Sources::standard(cli.config), cli.profile.as_deref()).map_err(|e| e.to_string())?;
+    let profile =
+        config::load_profile(&Sources::standard(cli.config), cli.profile.as_deref()).map_err(|e| e.to_string())?;
     let store_dir = TokenStore::default_dir().map_err(|e| e.to_string())?;
     let store = TokenStore::open(&store_dir).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Login => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            let tokens = rt.block_on(login::device_code(&profile, &mut std::io::stdout())).map_err(|e| e.to_string())?;
+            let tokens =
+                rt.block_on(login::device_code(&profile, &mut std::io::stdout())).map_err(|e| e.to_string())?;
             store.save(&profile.name, &tokens).map_err(|e| e.to_string())?;
             println!(
                 "Signed in as {} (profile {}).",
@@ -72,7 +74,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     t.id_token_expires_at,
                     if t.refresh_token.is_some() { "present" } else { "absent" }
                 ),
-                None => println!("profile {}: not signed in; run `ssofs login --profile {}`", profile.name, profile.name),
+                None => {
+                    println!("profile {}: not signed in; run `ssofs login --profile {}`", profile.name, profile.name)
+                }
             }
             Ok(())
         }

@@ -141,7 +141,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 }
 
 async fn bind(port: u16) -> Result<TcpListener, StartError> {
-    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| StartError::Bind { port, source })
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|source| StartError::Bind { port, source })
 }
 
 /// Seeds buckets that do not exist yet, so objects users changed survive a restart.

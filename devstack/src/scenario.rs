@@ -83,9 +83,7 @@ pub fn users() -> Vec<User> {
 /// Finds a user by short name or UPN (case-insensitive), as `login_hint` may carry either.
 pub fn find_user(name_or_upn: &str) -> Option<User> {
     let wanted = name_or_upn.trim().to_ascii_lowercase();
-    users()
-        .into_iter()
-        .find(|u| u.name == wanted || u.upn().to_ascii_lowercase() == wanted)
+    users().into_iter().find(|u| u.name == wanted || u.upn().to_ascii_lowercase() == wanted)
 }
 
 fn rw_policy(buckets: &[&str]) -> serde_json::Value {
@@ -131,8 +129,11 @@ pub fn policies() -> Vec<(String, serde_json::Value)> {
     ]
 }
 
-/// Buckets and their seed objects (key, body). Nested prefixes so a mount has directories to walk.
-pub fn seed_objects() -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
+/// A bucket's name and its seed objects (key, body).
+pub type SeedBucket = (&'static str, Vec<(String, Vec<u8>)>);
+
+/// Buckets and their seed objects. Nested prefixes so a mount has directories to walk.
+pub fn seed_objects() -> Vec<SeedBucket> {
     let text = |s: &str| s.as_bytes().to_vec();
     vec![
         (

@@ -17,7 +17,8 @@ fn aadsts(v: &Value) -> u64 {
 #[tokio::test]
 async fn discovery_documents_follow_azure_for_tenant_and_common() {
     let s = Stack::start("disco").await;
-    let d: Value = s.http.get(s.tenant_url("v2.0/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let d: Value =
+        s.http.get(s.tenant_url("v2.0/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     let base = &s.running.idp_url;
     let tid = scenario::TENANT_ID;
     assert_eq!(d["issuer"], format!("{base}/{tid}/v2.0"));
@@ -37,7 +38,8 @@ async fn discovery_documents_follow_azure_for_tenant_and_common() {
     // The verified domain works like the GUID; an unknown tenant is AADSTS90002.
     let by_domain = s.http.get(format!("{base}/{}/v2.0/.well-known/openid-configuration", scenario::TENANT_DOMAIN));
     assert_eq!(by_domain.send().await.unwrap().status(), 200);
-    let resp = s.http.get(format!("{base}/nosuchtenant.example/v2.0/.well-known/openid-configuration")).send().await.unwrap();
+    let resp =
+        s.http.get(format!("{base}/nosuchtenant.example/v2.0/.well-known/openid-configuration")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(aadsts(&resp.json().await.unwrap()), 90002);
     s.running.shutdown().await;
@@ -114,7 +116,8 @@ async fn verify_with_jwks(s: &Stack, jwt: &str) {
     let jwks: Value = s.http.get(s.tenant_url("discovery/v2.0/keys")).send().await.unwrap().json().await.unwrap();
     let kid = header(jwt)["kid"].as_str().unwrap().to_string();
     let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).expect("kid published");
-    let dk = jsonwebtoken::DecodingKey::from_rsa_components(key["n"].as_str().unwrap(), key["e"].as_str().unwrap()).unwrap();
+    let dk =
+        jsonwebtoken::DecodingKey::from_rsa_components(key["n"].as_str().unwrap(), key["e"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[scenario::CLIENT_ID]);
     jsonwebtoken::decode::<Value>(jwt, &dk, &v).expect("signature verifies");
@@ -124,7 +127,8 @@ async fn verify_with_jwks(s: &Stack, jwt: &str) {
 async fn device_flow_declined_bad_code_and_expired() {
     let s = Stack::start_with("device-errors", |c| c.device_code_lifetime = Duration::from_secs(2)).await;
     let dc = s.device_code("openid offline_access").await;
-    s.control("approve", &[("user_code", dc["user_code"].as_str().unwrap()), ("user", "alice"), ("decline", "1")]).await;
+    s.control("approve", &[("user_code", dc["user_code"].as_str().unwrap()), ("user", "alice"), ("decline", "1")])
+        .await;
     let (_, declined) = s.poll(dc["device_code"].as_str().unwrap()).await;
     assert_eq!(declined["error"], "authorization_declined", "{declined}");
 
@@ -164,13 +168,13 @@ async fn polling_too_fast_gets_slow_down() {
 #[tokio::test]
 async fn auto_approve_signs_in_without_a_human() {
     let s = Stack::start_with("auto", |c| c.auto_approve = Some("oscar".into())).await;
-    let dc = s.device_code("openid").await;
+    let dc = s.device_code("openid profile").await;
     let (status, tokens) = s.poll(dc["device_code"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{tokens}");
     assert_eq!(claims(tokens["id_token"].as_str().unwrap())["preferred_username"], "oscar@contoso.onmicrosoft.com");
     // ...and it can be changed at runtime.
     s.control("auto-approve", &[("user", "eve")]).await;
-    let dc = s.device_code("openid").await;
+    let dc = s.device_code("openid profile").await;
     let (_, tokens) = s.poll(dc["device_code"].as_str().unwrap()).await;
     assert_eq!(claims(tokens["id_token"].as_str().unwrap())["preferred_username"], "eve@contoso.onmicrosoft.com");
     s.running.shutdown().await;
@@ -262,7 +266,8 @@ async fn refresh_tokens_rotate_and_the_old_one_stays_valid() {
     let refresh = |rt: String| {
         let s = &s;
         async move {
-            s.token(&[("grant_type", "refresh_token"), ("client_id", scenario::CLIENT_ID), ("refresh_token", &rt)]).await
+            s.token(&[("grant_type", "refresh_token"), ("client_id", scenario::CLIENT_ID), ("refresh_token", &rt)])
+                .await
         }
     };
     let (status, t2) = refresh(rt1.clone()).await;
@@ -317,7 +322,10 @@ async fn key_rotation_signs_with_a_newly_published_key() {
     let rotated = s.control("rotate-keys", &[]).await;
     let new_kid = rotated["kid"].as_str().unwrap().to_string();
     assert_ne!(new_kid, old_kid);
-    assert!(!before["keys"].as_array().unwrap().iter().any(|k| k["kid"] == new_kid.as_str()), "new key was unpublished");
+    assert!(
+        !before["keys"].as_array().unwrap().iter().any(|k| k["kid"] == new_kid.as_str()),
+        "new key was unpublished"
+    );
     let token = s.id_token("alice").await;
     assert_eq!(header(&token)["kid"], new_kid.as_str());
     verify_with_jwks(&s, &token).await;
@@ -338,15 +346,15 @@ async fn clock_offset_shifts_issued_tokens() {
 
 #[tokio::test]
 async fn public_client_flows_off_gives_aadsts7000218() {
-    let s = Stack::start_with("noflows", |c| c.public_client_flows = false).await;
-    let resp = s
-        .http
-        .post(s.tenant_url("oauth2/v2.0/devicecode"))
-        .form(&[("client_id", scenario::CLIENT_ID), ("scope", "openid")])
-        .send()
-        .await
-        .unwrap();
-    let v: Value = resp.json().await.unwrap();
+    let s = Stack::start_with("noflows", |c| {
+        c.public_client_flows = false;
+        c.auto_approve = Some("alice".into());
+    })
+    .await;
+    // Azure hands out the code, then refuses to redeem it for a public client.
+    let dc = s.device_code("openid").await;
+    let (status, v) = s.poll(dc["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, 401, "{v}");
     assert_eq!(v["error"], "invalid_client", "{v}");
     assert_eq!(aadsts(&v), 7000218);
     s.running.shutdown().await;

@@ -22,7 +22,14 @@ async fn alice_gets_credentials_for_her_groups_buckets() {
     let mut names = bucket_names(&alice).await.unwrap();
     names.sort();
     assert_eq!(names, ["analytics-curated", "analytics-raw"], "finance is filtered out");
-    alice.put_object().bucket("analytics-raw").key("alice/notes.txt").body(ByteStream::from_static(b"hi")).send().await.unwrap();
+    alice
+        .put_object()
+        .bucket("analytics-raw")
+        .key("alice/notes.txt")
+        .body(ByteStream::from_static(b"hi"))
+        .send()
+        .await
+        .unwrap();
     let got = alice.get_object().bucket("analytics-raw").key("alice/notes.txt").send().await.unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"hi");
     let denied = alice.get_object().bucket("finance").key("ledger/2026-q3.csv").send().await.unwrap_err();
@@ -30,7 +37,10 @@ async fn alice_gets_credentials_for_her_groups_buckets() {
 
     // The request log names the operation and alice's access key.
     let log = s.requests().await;
-    assert!(log.iter().any(|r| r["op"] == "PutObject" && r["access_key"] == creds.access_key.as_str() && r["status"] == 200));
+    assert!(
+        log.iter()
+            .any(|r| r["op"] == "PutObject" && r["access_key"] == creds.access_key.as_str() && r["status"] == 200)
+    );
     assert!(log.iter().any(|r| r["op"] == "AssumeRoleWithWebIdentity" && r["status"] == 200));
     assert!(log.iter().any(|r| r["op"] == "GetObject" && r["status"] == 403));
     s.running.shutdown().await;
@@ -79,7 +89,10 @@ async fn undefined_policies_are_named_in_the_error() {
     let (status, xml) = s.sts(&s.id_token("alice").await, &[]).await;
     assert_eq!(status, 400);
     let msg = xml_field(&xml, "Message").unwrap();
-    assert!(msg.starts_with("None of the given policies (`0a1b2c3d-aaaa-4bbb-8ccc-000000000001`) are defined"), "{msg}");
+    assert!(
+        msg.starts_with("None of the given policies (`0a1b2c3d-aaaa-4bbb-8ccc-000000000001`) are defined"),
+        "{msg}"
+    );
     s.running.shutdown().await;
 }
 
@@ -171,17 +184,24 @@ async fn duration_seconds_bounds_and_expiry() {
     }
     let (status, xml) = s.sts(&token, &[("DurationSeconds", "3600")]).await;
     assert_eq!(status, 200);
-    let exp = time::OffsetDateTime::parse(&xml_field(&xml, "Expiration").unwrap(), &time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let exp = time::OffsetDateTime::parse(
+        &xml_field(&xml, "Expiration").unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let in_secs = (exp - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((3590..=3600).contains(&in_secs), "expires in {in_secs} s");
     // Without DurationSeconds the credentials expire with the token.
     let (_, xml) = s.sts(&token, &[]).await;
-    let exp = time::OffsetDateTime::parse(&xml_field(&xml, "Expiration").unwrap(), &time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let exp = time::OffsetDateTime::parse(
+        &xml_field(&xml, "Expiration").unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     assert_eq!(exp.unix_timestamp(), common::claims(&token)["exp"].as_i64().unwrap());
     // A wrong version and an unknown action are MinIO's errors.
-    let form = [("Action", "AssumeRoleWithWebIdentity"), ("Version", "2010-01-01"), ("WebIdentityToken", token.as_str())];
+    let form =
+        [("Action", "AssumeRoleWithWebIdentity"), ("Version", "2010-01-01"), ("WebIdentityToken", token.as_str())];
     let xml = s.http.post(&s.running.s3_endpoint).form(&form).send().await.unwrap().text().await.unwrap();
     assert_eq!(xml_field(&xml, "Code").unwrap(), "MissingParameter");
     let form = [("Action", "AssumeRole"), ("Version", "2011-06-15")];
@@ -249,13 +269,39 @@ async fn s3_protocol_ranged_get_multipart_copy_listing_and_batch_delete() {
     let up = root.create_multipart_upload().bucket(b).key("big.bin").send().await.unwrap();
     let id = up.upload_id().unwrap();
     let p1 = vec![7u8; 5 << 20];
-    let r1 = root.upload_part().bucket(b).key("big.bin").upload_id(id).part_number(1).body(ByteStream::from(p1)).send().await.unwrap();
-    let r2 = root.upload_part().bucket(b).key("big.bin").upload_id(id).part_number(2).body(ByteStream::from(vec![9u8])).send().await.unwrap();
+    let r1 = root
+        .upload_part()
+        .bucket(b)
+        .key("big.bin")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from(p1))
+        .send()
+        .await
+        .unwrap();
+    let r2 = root
+        .upload_part()
+        .bucket(b)
+        .key("big.bin")
+        .upload_id(id)
+        .part_number(2)
+        .body(ByteStream::from(vec![9u8]))
+        .send()
+        .await
+        .unwrap();
     let done = CompletedMultipartUpload::builder()
         .parts(CompletedPart::builder().part_number(1).e_tag(r1.e_tag().unwrap()).build())
         .parts(CompletedPart::builder().part_number(2).e_tag(r2.e_tag().unwrap()).build())
         .build();
-    let fin = root.complete_multipart_upload().bucket(b).key("big.bin").upload_id(id).multipart_upload(done).send().await.unwrap();
+    let fin = root
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("big.bin")
+        .upload_id(id)
+        .multipart_upload(done)
+        .send()
+        .await
+        .unwrap();
     assert!(fin.e_tag().unwrap().ends_with("-2\""), "multipart ETag: {:?}", fin.e_tag());
     let head = root.head_object().bucket(b).key("big.bin").send().await.unwrap();
     assert_eq!(head.content_length(), Some((5 << 20) + 1));
@@ -275,7 +321,15 @@ async fn s3_protocol_ranged_get_multipart_copy_listing_and_batch_delete() {
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = root.list_objects_v2().bucket(b).prefix("events/").max_keys(2).set_continuation_token(token).send().await.unwrap();
+        let page = root
+            .list_objects_v2()
+            .bucket(b)
+            .prefix("events/")
+            .max_keys(2)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
         seen.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         if !page.is_truncated().unwrap_or(false) {
             break;

@@ -60,7 +60,9 @@ pub async fn device_code(profile: &Profile, out: &mut dyn Write) -> Result<Store
         .map_err(|e| IdentityError::Config(format!("issuer {:?} is not a URL: {e}", profile.issuer)))?;
     let disco_url = format!("{}/.well-known/openid-configuration", profile.issuer);
     let metadata = DeviceProviderMetadata::discover_async(issuer, &http).await.map_err(|e| match e {
-        openidconnect::DiscoveryError::Request(e) => IdentityError::Unreachable { url: disco_url.clone(), detail: e.to_string() },
+        openidconnect::DiscoveryError::Request(e) => {
+            IdentityError::Unreachable { url: disco_url.clone(), detail: e.to_string() }
+        }
         other => IdentityError::Discovery { url: disco_url.clone(), detail: error_chain(&other) },
     })?;
     let device_url = metadata.additional_metadata().device_authorization_endpoint.clone();
@@ -88,10 +90,9 @@ pub async fn device_code(profile: &Profile, out: &mut dyn Write) -> Result<Store
         .await
         .map_err(refused)?;
 
-    let id_token = token
-        .extra_fields()
-        .id_token()
-        .ok_or_else(|| IdentityError::BadIdToken("no id_token in the token response (is `openid` in scopes?)".into()))?;
+    let id_token = token.extra_fields().id_token().ok_or_else(|| {
+        IdentityError::BadIdToken("no id_token in the token response (is `openid` in scopes?)".into())
+    })?;
     // The device flow carries no nonce, so there is none to compare.
     let claims = id_token
         .claims(&client.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
@@ -122,7 +123,9 @@ where
             let advice = azure_advice(&error, code);
             IdentityError::Refused { error, code, advice }
         }
-        RequestTokenError::Request(e) => IdentityError::Unreachable { url: "token endpoint".into(), detail: error_chain(&e) },
+        RequestTokenError::Request(e) => {
+            IdentityError::Unreachable { url: "token endpoint".into(), detail: error_chain(&e) }
+        }
         other => IdentityError::Refused { error: error_chain(&other), code: None, advice: azure_advice("", None) },
     }
 }

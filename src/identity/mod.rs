@@ -27,7 +27,9 @@ pub fn azure_advice(error: &str, code: Option<u32>) -> String {
     let by_code = match code {
         Some(7000218) => "Enable \"Allow public client flows\" in the app registration (Authentication blade)",
         Some(700016) => "The client id is not registered in this tenant: check the profile's client_id and tenant",
-        Some(50011) => "Register http://localhost as a redirect URI (Mobile and desktop applications) in the app registration",
+        Some(50011) => {
+            "Register http://localhost as a redirect URI (Mobile and desktop applications) in the app registration"
+        }
         Some(65001) => "An administrator must grant consent to the application for this tenant",
         Some(53003) => "Blocked by Conditional Access; try `ssofs login --browser` from a compliant device",
         Some(50076 | 50079) => "Multi-factor authentication is required: use `ssofs login --browser`",
@@ -39,9 +41,15 @@ pub fn azure_advice(error: &str, code: Option<u32>) -> String {
         return by_code.to_string();
     }
     match error {
-        "authorization_declined" | "access_denied" => "The sign-in was declined; run `ssofs login` again to retry".into(),
-        "expired_token" => "The code expired before it was entered: run `ssofs login` again and enter the code sooner".into(),
-        "bad_verification_code" => "The identity provider did not recognise the device code: run `ssofs login` again".into(),
+        "authorization_declined" | "access_denied" => {
+            "The sign-in was declined; run `ssofs login` again to retry".into()
+        }
+        "expired_token" => {
+            "The code expired before it was entered: run `ssofs login` again and enter the code sooner".into()
+        }
+        "bad_verification_code" => {
+            "The identity provider did not recognise the device code: run `ssofs login` again".into()
+        }
         "invalid_grant" => "Run `ssofs login` again".into(),
         _ => "See the identity provider's message above".into(),
     }

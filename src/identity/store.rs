@@ -68,7 +68,8 @@ impl TokenStore {
         let path = self.path(profile);
         let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
         let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         let json = serde_json::to_vec_pretty(tokens).map_err(|e| IdentityError::Store(e.to_string()))?;
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -79,7 +80,10 @@ impl TokenStore {
         let path = self.path(profile);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                IdentityError::Store(format!("{} is damaged ({e}); run `ssofs login --profile {profile}` again", path.display()))
+                IdentityError::Store(format!(
+                    "{} is damaged ({e}); run `ssofs login --profile {profile}` again",
+                    path.display()
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IdentityError::Store(format!("{}: {e}", path.display()))),

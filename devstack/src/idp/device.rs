@@ -173,10 +173,7 @@ fn unused_user_code(codes: &std::collections::HashMap<String, DeviceCode>) -> St
 
 /// People type codes in lower case and with separators.
 fn normalize_user_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
 fn bad_verification_code() -> AzureError {
@@ -242,9 +239,7 @@ pub(crate) async fn login_submit(State(idp): State<Arc<Idp>>, body: Bytes) -> Re
 }
 
 fn login_form(code: &str, problem: Option<&str>) -> String {
-    let problem = problem
-        .map(|p| format!("<p style=\"color:#a00\">{}</p>\n", escape(p)))
-        .unwrap_or_default();
+    let problem = problem.map(|p| format!("<p style=\"color:#a00\">{}</p>\n", escape(p))).unwrap_or_default();
     let options: String = scenario::users()
         .iter()
         .map(|u| format!("<option value=\"{}\">{} ({})</option>", u.name, escape(u.display_name), escape(&u.upn())))

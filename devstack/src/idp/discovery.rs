@@ -73,10 +73,7 @@ pub(crate) async fn jwks(State(idp): State<Arc<Idp>>, Path(tenant): Path<String>
 fn discovery_json(body: &Value) -> Response {
     (
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=86400, private"),
-        ],
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8"), (header::CACHE_CONTROL, "max-age=86400, private")],
         body.to_string(),
     )
         .into_response()

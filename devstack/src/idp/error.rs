@@ -120,7 +120,5 @@ pub(crate) fn no_store_json(status: StatusCode, body: &serde_json::Value) -> Res
 /// `2026-11-02 09:14:03Z`, the format of Azure's error timestamps.
 pub(crate) fn azure_timestamp() -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_else(|_| "1970-01-01 00:00:00Z".to_string())
+    time::OffsetDateTime::now_utc().format(&format).unwrap_or_else(|_| "1970-01-01 00:00:00Z".to_string())
 }

@@ -43,9 +43,5 @@ impl Form {
 
 /// The tenant knows one application: the ssofs registration.
 pub(crate) fn check_client(client_id: &str) -> Result<(), AzureError> {
-    if client_id.eq_ignore_ascii_case(CLIENT_ID) {
-        Ok(())
-    } else {
-        Err(AzureError::unknown_client(client_id))
-    }
+    if client_id.eq_ignore_ascii_case(CLIENT_ID) { Ok(()) } else { Err(AzureError::unknown_client(client_id)) }
 }

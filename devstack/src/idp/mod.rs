@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Router;
 use axum::extract::RawQuery;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::Config;
@@ -180,7 +180,7 @@ async fn add_date_header(mut response: Response) -> Response {
 async fn logout(RawQuery(query): RawQuery) -> Response {
     let form = form::Form::parse(query.unwrap_or_default().as_bytes());
     match form.get("post_logout_redirect_uri") {
-        Some(uri) if authorize::is_loopback_redirect(uri) => Redirect::to(uri).into_response(),
+        Some(uri) if authorize::is_loopback_redirect(uri) => pages::found(uri),
         _ => pages::page(
             StatusCode::OK,
             "You signed out of your account",

@@ -1,7 +1,7 @@
 //! The few HTML pages a human sees when driving the demo from a browser: Azure's sign-in and error
 //! screens reduced to plain forms and links.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::error::AzureError;
@@ -41,4 +41,9 @@ pub(crate) fn error_page(err: &AzureError) -> Response {
         escape(&err.headline())
     );
     page(err.status(), "Sign in error", &body)
+}
+
+/// Azure redirects with 302 Found (axum's `Redirect::to` would send 303).
+pub(crate) fn found(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.to_string())]).into_response()
 }

@@ -76,11 +76,9 @@ impl Scopes {
     /// echoed, as Azure does not.
     pub fn granted(&self) -> String {
         match &self.resource {
-            Resource::App(names) => names
-                .iter()
-                .map(|n| format!("api://{CLIENT_ID}/{n}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            Resource::App(names) => {
+                names.iter().map(|n| format!("api://{CLIENT_ID}/{n}")).collect::<Vec<_>>().join(" ")
+            }
             Resource::Graph(names) => self.graph_scopes(names).join(" "),
         }
     }
@@ -90,12 +88,7 @@ impl Scopes {
         if out.is_empty() {
             out.push("User.Read".to_string());
         }
-        out.extend(
-            self.oidc
-                .iter()
-                .filter(|s| **s != "offline_access")
-                .map(|s| s.to_string()),
-        );
+        out.extend(self.oidc.iter().filter(|s| **s != "offline_access").map(|s| s.to_string()));
         out
     }
 }

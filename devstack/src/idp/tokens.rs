@@ -25,10 +25,11 @@ pub(crate) struct Grant {
 }
 
 /// What to put in a token response besides the access token.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Extras {
     pub id_token: bool,
-    pub refresh_token: bool,
+    /// Issue a refresh token carrying these scopes (the original grant's, which a refresh may narrow).
+    pub refresh_scopes: Option<Scopes>,
 }
 
 /// base64url without padding, as JWTs and Azure's opaque values use.
@@ -65,8 +66,8 @@ impl Idp {
             "ext_expires_in": access_lifetime,
             "access_token": access_token,
         });
-        if extras.refresh_token {
-            body["refresh_token"] = Value::String(self.new_refresh_token(grant));
+        if let Some(scopes) = &extras.refresh_scopes {
+            body["refresh_token"] = Value::String(self.new_refresh_token(&grant.user, scopes));
         }
         if extras.id_token {
             body["id_token"] = Value::String(self.id_token(&key, grant, now)?);
@@ -186,7 +187,8 @@ pub(crate) fn hashed_nonce(nonce: &str) -> String {
 /// fail on real Graph tokens, so nobody mistakes it for a token meant for them.
 fn graph_access_token(key: &SigningKey, grant: &Grant, now: i64, lifetime: u64) -> Result<String, AzureError> {
     let nonce = random_b64(64);
-    let mut header = json!({"typ": "JWT", "nonce": hashed_nonce(&nonce), "alg": "RS256", "x5t": x5t(key), "kid": key.kid});
+    let mut header =
+        json!({"typ": "JWT", "nonce": hashed_nonce(&nonce), "alg": "RS256", "x5t": x5t(key), "kid": key.kid});
     let claims = Value::Object(graph_claims(grant, now, lifetime));
     let payload = b64(claims.to_string().as_bytes());
     let signed_message = format!("{}.{payload}", b64(header.to_string().as_bytes()));

@@ -122,10 +122,7 @@ impl S3Auth for MinioAuth {
                 Err(s3_error!(ExpiredToken, "The provided token has expired."))
             }
             Some(s) => Ok(SecretKey::from(s.secret_key)),
-            None => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The Access Key Id you provided does not exist in our records."
-            )),
+            None => Err(s3_error!(InvalidAccessKeyId, "The Access Key Id you provided does not exist in our records.")),
         }
     }
 }

@@ -37,7 +37,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use self::conditions::WriteConditions;
-use self::disk::{Written, internal};
+use self::disk::{TempFile, Written, internal};
 use self::meta::{ObjectMeta, StoredHeaders};
 
 /// Decides which buckets a caller sees in ListBuckets (MinIO filters by policy rather than refusing).
@@ -103,10 +103,19 @@ struct BucketFile {
 /// Bytes already on disk, about to become an object.
 struct NewObject {
     key: String,
-    written: Written,
+    data: TempFile,
+    size: u64,
     etag: String,
     headers: StoredHeaders,
     metadata: BTreeMap<String, String>,
+}
+
+impl NewObject {
+    /// An object uploaded in one piece: its ETag is the MD5 of its bytes.
+    fn single_part(key: String, written: Written, headers: StoredHeaders, metadata: BTreeMap<String, String>) -> Self {
+        let Written { temp, md5, size } = written;
+        Self { key, data: temp, size, etag: hex::encode(md5), headers, metadata }
+    }
 }
 
 impl Store {
@@ -147,13 +156,7 @@ impl Store {
         let to_io = |e: s3s::S3Error| io::Error::other(e.to_string());
         let bucket = self.bucket(bucket).map_err(to_io)?;
         let written = disk::write_bytes(&self.inner.tmp, body)?;
-        let object = NewObject {
-            key: key.to_owned(),
-            etag: hex::encode(written.md5),
-            written,
-            headers: StoredHeaders::default(),
-            metadata: BTreeMap::new(),
-        };
+        let object = NewObject::single_part(key.to_owned(), written, StoredHeaders::default(), BTreeMap::new());
         self.commit(&bucket, object, &WriteConditions::default()).map(|_| ()).map_err(to_io)
     }
 
@@ -222,10 +225,10 @@ impl Store {
             return Err(s3_error!(NoSuchBucket));
         }
         let data_file = uuid::Uuid::new_v4().simple().to_string();
-        let data = object.written.temp.rename(bucket.data_dir().join(&data_file)).map_err(internal)?;
+        let data = object.data.rename(bucket.data_dir().join(&data_file)).map_err(internal)?;
         let meta = ObjectMeta {
             key: object.key,
-            size: object.written.size,
+            size: object.size,
             etag: object.etag,
             last_modified: meta::now_secs(),
             headers: object.headers,
@@ -455,7 +458,10 @@ impl S3 for Store {
         self.mpu_upload_part(req.input).await.map(S3Response::new)
     }
 
-    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         self.mpu_upload_part_copy(req.input).await.map(S3Response::new)
     }
 

@@ -156,10 +156,11 @@ impl Sts {
         v.validate_aud = false;
         v.required_spec_claims.clear();
         v.leeway = 0;
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("crypto/rsa: verification error"),
-            _ => invalid(format!("token is malformed: {e}")),
-        })?;
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid("crypto/rsa: verification error"),
+                _ => invalid(format!("token is malformed: {e}")),
+            })?;
         let claims = data.claims;
         check_times(&claims)?;
         self.check_audience(&claims)?;
@@ -227,10 +228,17 @@ impl Sts {
     fn policies_from_claim(&self, claims: &serde_json::Map<String, Value>) -> Result<Vec<String>, StsError> {
         let claim = &self.cfg.claim_name;
         let Some(values) = string_values(claims.get(claim)) else {
-            return Err(invalid(format!("{claim} claim missing from the JWT token, credentials will not be generated")));
+            return Err(invalid(format!(
+                "{claim} claim missing from the JWT token, credentials will not be generated"
+            )));
         };
-        let mut asked: Vec<String> =
-            values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let mut asked: Vec<String> = values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         asked.sort();
         asked.dedup();
         let defined: Vec<String> = asked.iter().filter(|p| self.iam.policy_exists(p)).cloned().collect();
@@ -304,8 +312,7 @@ fn request_id() -> String {
 
 fn httpdate_iso(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
-    dt.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
-        .unwrap_or_default()
+    dt.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap_or_default()
 }
 
 pub fn xml_escape(s: &str) -> String {

@@ -99,11 +99,8 @@ impl Stack {
 
     /// AssumeRoleWithWebIdentity as a plain form POST: (HTTP status, XML body).
     pub async fn sts(&self, token: &str, extra: &[(&str, &str)]) -> (u16, String) {
-        let mut form = vec![
-            ("Action", "AssumeRoleWithWebIdentity"),
-            ("Version", "2011-06-15"),
-            ("WebIdentityToken", token),
-        ];
+        let mut form =
+            vec![("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("WebIdentityToken", token)];
         form.extend_from_slice(extra);
         let resp = self.http.post(&self.running.s3_endpoint).form(&form).send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())

@@ -115,7 +115,8 @@ pub(super) fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<Option
 /// `x-amz-copy-source-range: bytes=first-last` (both required, inclusive) of UploadPartCopy.
 pub(super) fn copy_source_range(header: Option<&str>, size: u64) -> S3Result<ByteRange<u64>> {
     let Some(header) = header else { return Ok(0..size) };
-    let invalid = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let invalid =
+        || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
     let (first, last) = header.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
     let last: u64 = last.parse().map_err(|_| invalid())?;

@@ -60,13 +60,7 @@ impl Store {
             content_encoding: input.content_encoding,
             content_language: input.content_language,
         };
-        let object = NewObject {
-            key: input.key,
-            etag: hex::encode(written.md5),
-            written,
-            headers,
-            metadata: meta::metadata_from_dto(input.metadata),
-        };
+        let object = NewObject::single_part(input.key, written, headers, meta::metadata_from_dto(input.metadata));
         let meta = self.commit(&bucket, object, &cond)?;
         Ok(PutObjectOutput { e_tag: Some(meta.e_tag()), size: Some(length(meta.size)), ..Default::default() })
     }
@@ -107,7 +101,7 @@ impl Store {
         } else {
             (src_meta.headers, src_meta.metadata)
         };
-        let object = NewObject { key: input.key, etag: hex::encode(written.md5), written, headers, metadata };
+        let object = NewObject::single_part(input.key, written, headers, metadata);
         let meta = self.commit(&dest, object, &WriteConditions::default())?;
         let result = CopyObjectResult {
             e_tag: Some(meta.e_tag()),
