@@ -68,10 +68,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Status => {
             match store.load(&profile.name).map_err(|e| e.to_string())? {
                 Some(t) => println!(
-                    "profile {}: signed in as {}; ID token valid until {} (unix); refresh token {}",
+                    "profile {}: signed in as {}; ID token valid until {}; refresh token {}",
                     profile.name,
                     t.username.as_deref().unwrap_or("unknown user"),
-                    t.id_token_expires_at,
+                    time::OffsetDateTime::from_unix_timestamp(t.id_token_expires_at)
+                        .ok()
+                        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_else(|| t.id_token_expires_at.to_string()),
                     if t.refresh_token.is_some() { "present" } else { "absent" }
                 ),
                 None => {

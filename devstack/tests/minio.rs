@@ -350,3 +350,39 @@ async fn s3_protocol_ranged_get_multipart_copy_listing_and_batch_delete() {
     assert!(gone.raw_response().map(|r| r.status().as_u16()) == Some(404));
     s.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn session_policy_with_prefix_condition_narrows_what_alice_may_list() {
+    let s = Stack::start("prefix").await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::analytics-raw"],
+         "Condition":{"StringLike":{"s3:prefix":["events/*"]}}},
+        {"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::analytics-raw/events/*"]}]}"#;
+    let (status, xml) = s.sts(&s.id_token("alice").await, &[("Policy", policy)]).await;
+    assert_eq!(status, 200, "{xml}");
+    let alice = s.s3(&StsCredentials::parse(&xml));
+    let listed = alice.list_objects_v2().bucket("analytics-raw").prefix("events/2026/").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(3));
+    let top = alice.list_objects_v2().bucket("analytics-raw").delimiter("/").send().await;
+    assert_eq!(s3_code(&top.unwrap_err()), "AccessDenied", "the session policy intersects the group policy");
+    let readme = alice.get_object().bucket("analytics-raw").key("README.txt").send().await;
+    assert_eq!(s3_code(&readme.unwrap_err()), "AccessDenied");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_briefs_scenario_is_seeded() {
+    let s = Stack::start("seed").await;
+    let root = s.root_s3();
+    let mut names = bucket_names(&root).await.unwrap();
+    names.sort();
+    assert_eq!(names, ["analytics-curated", "analytics-raw", "finance"], "root sees every bucket");
+    for bucket in names {
+        let listed = root.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        assert!(listed.key_count().unwrap_or(0) >= 2, "{bucket} has seed objects");
+    }
+    let nested =
+        root.list_objects_v2().bucket("analytics-raw").prefix("events/2026/11/").delimiter("/").send().await.unwrap();
+    assert_eq!(nested.common_prefixes().len(), 2, "nested prefixes to walk");
+    s.running.shutdown().await;
+}

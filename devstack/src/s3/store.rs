@@ -154,6 +154,9 @@ impl Store {
     /// Stores an object (overwriting any), as a PUT without headers would.
     pub fn put_bytes(&self, bucket: &str, key: &str, body: &[u8]) -> io::Result<()> {
         let to_io = |e: s3s::S3Error| io::Error::other(e.to_string());
+        if key.is_empty() || !s3s::path::check_key(key) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid object key {key:?}")));
+        }
         let bucket = self.bucket(bucket).map_err(to_io)?;
         let written = disk::write_bytes(&self.inner.tmp, body)?;
         let object = NewObject::single_part(key.to_owned(), written, StoredHeaders::default(), BTreeMap::new());
@@ -279,7 +282,8 @@ impl Store {
 
 impl Bucket {
     /// Indexes a bucket directory from its sidecars, and drops data files no sidecar refers to
-    /// (left by a crash between writing the data and committing the sidecar).
+    /// (left by a crash between writing the data and committing the sidecar). A sidecar that cannot
+    /// be parsed is left alone, and then so are the data files, since one of them may be its data.
     fn load(dir: PathBuf, name: String) -> io::Result<Bucket> {
         fs::create_dir_all(dir.join(META_DIR))?;
         fs::create_dir_all(dir.join(DATA_DIR))?;
@@ -288,24 +292,26 @@ impl Bucket {
             .and_then(|json| serde_json::from_slice::<BucketFile>(&json).ok())
             .map_or_else(meta::now_secs, |f| f.created);
         let mut objects = BTreeMap::new();
+        let mut all_parsed = true;
         for entry in fs::read_dir(dir.join(META_DIR))? {
             let path = entry?.path();
             match disk::read_small(&path).map(|json| serde_json::from_slice::<ObjectMeta>(&json)) {
-                Ok(Ok(meta)) if dir.join(DATA_DIR).join(&meta.data_file).is_file() => {
+                Ok(Ok(meta)) if is_file_name(&meta.data_file) && dir.join(DATA_DIR).join(&meta.data_file).is_file() => {
                     objects.insert(meta.key.clone(), meta);
                 }
-                _ => {
-                    tracing::warn!(path = %path.display(), "dropping unreadable or dangling object sidecar");
+                Ok(Ok(_)) => {
+                    tracing::warn!(path = %path.display(), "dropping object sidecar whose data file is missing");
                     let _ = fs::remove_file(&path);
                 }
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unparsable object sidecar");
+                    all_parsed = false;
+                }
+                Err(e) => return Err(e),
             }
         }
-        let referenced: std::collections::HashSet<&str> = objects.values().map(|m| m.data_file.as_str()).collect();
-        for entry in fs::read_dir(dir.join(DATA_DIR))? {
-            let entry = entry?;
-            if !entry.file_name().to_str().is_some_and(|n| referenced.contains(n)) {
-                let _ = fs::remove_file(entry.path());
-            }
+        if all_parsed {
+            remove_unreferenced(&dir.join(DATA_DIR), &objects)?;
         }
         let state = RwLock::new(BucketState { objects, deleted: false });
         Ok(Bucket { name, dir, created, state })
@@ -330,6 +336,24 @@ impl Bucket {
         let file = fs::File::open(self.data_dir().join(&meta.data_file)).map_err(internal)?;
         Ok((meta.clone(), file))
     }
+}
+
+/// Sidecars are only read from our own state directory, but a data file name must still not lead
+/// out of the bucket's data directory.
+fn is_file_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Removes data files that no object refers to.
+fn remove_unreferenced(data_dir: &Path, objects: &BTreeMap<String, ObjectMeta>) -> io::Result<()> {
+    let referenced: std::collections::HashSet<&str> = objects.values().map(|m| m.data_file.as_str()).collect();
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_name().to_str().is_some_and(|n| referenced.contains(n)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 fn no_such_key() -> s3s::S3Error {

@@ -2,7 +2,7 @@
 //! chunked file stream GET responses are served from. Nothing here holds a whole object in memory.
 
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -15,10 +15,12 @@ use s3s::dto::StreamingBlob;
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3Error, S3Result, StdError, s3_error};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, ReadBuf};
 
 /// Read size for copies and GET bodies: large enough for throughput, small enough for many clients.
 const CHUNK: usize = 128 * 1024;
+/// Write buffer for request bodies.
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// A file that is deleted when dropped, unless [`TempFile::keep`] is called: every error path cleans up.
 #[derive(Debug)]
@@ -74,9 +76,10 @@ pub(super) struct Written {
     pub size: u64,
 }
 
-/// Writes bytes to a temp file while hashing them.
+/// Writes bytes to a temp file while hashing them. Buffered, since every tokio file write is a
+/// trip to the blocking pool and request bodies arrive in small chunks.
 struct HashingWriter {
-    file: tokio::fs::File,
+    file: BufWriter<tokio::fs::File>,
     md5: Md5,
     size: u64,
     temp: TempFile,
@@ -85,7 +88,7 @@ struct HashingWriter {
 impl HashingWriter {
     async fn create(dir: &Path) -> io::Result<Self> {
         let temp = TempFile::new_in(dir);
-        let file = tokio::fs::File::create(temp.path()).await?;
+        let file = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::create(temp.path()).await?);
         Ok(Self { file, md5: Md5::new(), size: 0, temp })
     }
 
@@ -115,34 +118,48 @@ pub(super) async fn write_stream(dir: &Path, body: Option<StreamingBlob>) -> S3R
 }
 
 /// Copies `range` of `src` to a temp file in `dir`, hashing it (CopyObject, UploadPartCopy).
-pub(super) async fn copy_range(dir: &Path, mut src: fs::File, range: Range<u64>) -> io::Result<Written> {
-    src.seek(SeekFrom::Start(range.start))?;
-    let mut src = tokio::fs::File::from_std(src).take(range.end - range.start);
-    let mut writer = HashingWriter::create(dir).await?;
-    let mut buf = vec![0; CHUNK];
-    loop {
-        let n = src.read(&mut buf).await?;
-        if n == 0 {
-            break;
+pub(super) async fn copy_range(dir: &Path, src: fs::File, range: Range<u64>) -> io::Result<Written> {
+    let temp = TempFile::new_in(dir);
+    // The guard moves into the task: if the request is dropped meanwhile, the task still cleans up.
+    blocking(move || {
+        let mut src = src;
+        src.seek(SeekFrom::Start(range.start))?;
+        let mut src = src.take(range.end - range.start);
+        let mut out = fs::File::create(temp.path())?;
+        let (mut md5, mut size, mut buf) = (Md5::new(), 0u64, vec![0; CHUNK]);
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            size += n as u64;
         }
-        writer.write(&buf[..n]).await?;
-    }
-    if writer.size != range.end - range.start {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source data file is shorter than its metadata"));
-    }
-    writer.finish().await
+        if size != range.end - range.start {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source data file is shorter than its metadata"));
+        }
+        Ok(Written { temp, md5: md5.finalize().into(), size })
+    })
+    .await
 }
 
-/// Concatenates `parts` into a temp file in `dir` (CompleteMultipartUpload).
-pub(super) async fn concat(dir: &Path, parts: &[PathBuf]) -> io::Result<TempFile> {
+/// Concatenates `parts` into a temp file in `dir` (CompleteMultipartUpload). Done with std I/O on
+/// the blocking pool, where `io::copy` can use the kernel's file-to-file copy.
+pub(super) async fn concat(dir: &Path, parts: Vec<PathBuf>) -> io::Result<TempFile> {
     let temp = TempFile::new_in(dir);
-    let mut out = tokio::fs::File::create(temp.path()).await?;
-    for part in parts {
-        let mut src = tokio::fs::File::open(part).await?;
-        tokio::io::copy(&mut src, &mut out).await?;
-    }
-    out.flush().await?;
-    Ok(temp)
+    blocking(move || {
+        let mut out = fs::File::create(temp.path())?;
+        for part in &parts {
+            io::copy(&mut fs::File::open(part)?, &mut out)?;
+        }
+        Ok(temp)
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
 }
 
 /// Synchronous write of an in-memory body, for seeding without a runtime.

@@ -274,7 +274,7 @@ impl Store {
             self.min_part_size(),
         )?;
         let paths: Vec<PathBuf> = parts.iter().map(|(n, _)| uploads.part_path(&upload.id, *n)).collect();
-        let assembled = match disk::concat(&self.inner.tmp, &paths).await {
+        let assembled = match disk::concat(&self.inner.tmp, paths).await {
             Ok(temp) => temp,
             Err(e) => {
                 uploads.restore(upload);
@@ -336,7 +336,8 @@ impl Store {
                 ..Default::default()
             })
             .collect();
-        let truncated = remaining.peek().is_some();
+        // With max-parts=0 nothing is returned and nothing is "truncated", so clients cannot loop.
+        let truncated = max > 0 && remaining.peek().is_some();
         Ok(ListPartsOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),

@@ -522,3 +522,61 @@ async fn index_survives_reopen() {
     let data_files = std::fs::read_dir(env.root.join("seeded").join(DATA_DIR)).unwrap().count();
     assert_eq!(data_files, 2);
 }
+
+#[tokio::test]
+async fn reopen_keeps_data_of_unparsable_sidecars() {
+    let env = Env::new();
+    env.store.ensure_bucket("seeded").unwrap();
+    env.store.put_bytes("seeded", "good", b"1").unwrap();
+    assert!(env.store.put_bytes("seeded", "", b"x").is_err());
+    let bucket = env.root.join("seeded");
+    std::fs::write(bucket.join(META_DIR).join("broken.json"), b"{not json").unwrap();
+    std::fs::write(bucket.join(DATA_DIR).join("maybe-its-data"), b"?").unwrap();
+
+    let reopened = Store::open(&env.root, Arc::new(AllowAll)).unwrap();
+    let svc = S3ServiceBuilder::new(reopened).build();
+    let env2 = Env { root: env.root.clone(), store: env.store.clone(), svc };
+    assert_eq!(env2.get("/seeded?list-type=2").await.tags("Key"), ["good"]);
+    assert!(bucket.join(DATA_DIR).join("maybe-its-data").exists());
+    assert!(bucket.join(META_DIR).join("broken.json").exists());
+}
+
+#[tokio::test]
+async fn large_objects_stream_in_chunks() {
+    let env = Env::new();
+    env.bucket("bkt").await;
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i: u32| (i % 251) as u8).collect();
+    let put = env.send("PUT", "/bkt/large", &[], data.clone()).await;
+    assert_eq!(put.header("etag"), format!("\"{}\"", md5_hex(&data)));
+    let whole = env.get("/bkt/large").await;
+    assert_eq!(whole.header("content-length"), data.len().to_string());
+    assert!(whole.body == data);
+    let range = env.send("GET", "/bkt/large", &[("range", "bytes=131000-1048600")], "").await;
+    assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+    assert!(range.body == data[131_000..=1_048_600]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_partial_objects() {
+    let env = Arc::new(Env::new());
+    env.bucket("bkt").await;
+    let (a, b) = (Bytes::from(vec![b'a'; 300_000]), Bytes::from(vec![b'b'; 200_000]));
+    env.send("PUT", "/bkt/k", &[], a.clone()).await;
+    let writer = {
+        let (env, a, b) = (env.clone(), a.clone(), b.clone());
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let body = if i % 2 == 0 { b.clone() } else { a.clone() };
+                assert_eq!(env.send("PUT", "/bkt/k", &[], body).await.status, StatusCode::OK);
+            }
+        })
+    };
+    for _ in 0..40 {
+        let got = env.get("/bkt/k").await;
+        assert!(got.body == a || got.body == b, "torn read of {} bytes", got.body.len());
+        assert_eq!(got.header("etag"), format!("\"{}\"", md5_hex(&got.body)));
+    }
+    writer.await.unwrap();
+    // Every replaced version's data file is gone.
+    assert_eq!(std::fs::read_dir(env.root.join("bkt").join(DATA_DIR)).unwrap().count(), 1);
+}
