@@ -27,6 +27,15 @@ macro_rules! read_conditions {
     ($input:expr) => {
         read_conditions!($input, if_match, if_none_match, if_modified_since, if_unmodified_since)
     };
+    (copy_source $input:expr) => {
+        read_conditions!(
+            $input,
+            copy_source_if_match,
+            copy_source_if_none_match,
+            copy_source_if_modified_since,
+            copy_source_if_unmodified_since
+        )
+    };
     ($input:expr, $m:ident, $nm:ident, $ms:ident, $us:ident) => {
         $crate::s3::store::conditions::ReadConditions {
             if_match: $input.$m.as_ref(),

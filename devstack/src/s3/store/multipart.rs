@@ -14,7 +14,6 @@ use super::conditions::{self, WriteConditions, read_conditions};
 use super::disk::{self, Written, internal};
 use super::list::{self, Entry};
 use super::meta::{self, StoredHeaders};
-use super::objects::copy_source;
 use super::{NewObject, Store};
 
 /// S3's part number range.
@@ -236,18 +235,7 @@ impl Store {
         check_part_number(input.part_number)?;
         let uploads = &self.inner.uploads;
         uploads.ensure(&input.upload_id, &input.bucket, &input.key)?;
-        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
-        let (src_meta, file) = self.bucket(src_bucket)?.open_object(src_key)?;
-        conditions::check_copy_source(
-            &src_meta,
-            read_conditions!(
-                input,
-                copy_source_if_match,
-                copy_source_if_none_match,
-                copy_source_if_modified_since,
-                copy_source_if_unmodified_since
-            ),
-        )?;
+        let (src_meta, file) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
         let range = conditions::copy_source_range(input.copy_source_range.as_deref(), src_meta.size)?;
         let written = disk::copy_range(&self.inner.tmp, file, range).await.map_err(internal)?;
         let part = uploads.add_part(&input.upload_id, &input.bucket, &input.key, input.part_number, written)?;

@@ -76,17 +76,7 @@ impl Store {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let (src_meta, file) = self.bucket(src_bucket)?.open_object(src_key)?;
-        conditions::check_copy_source(
-            &src_meta,
-            read_conditions!(
-                input,
-                copy_source_if_match,
-                copy_source_if_none_match,
-                copy_source_if_modified_since,
-                copy_source_if_unmodified_since
-            ),
-        )?;
+        let (src_meta, file) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
         let dest = self.bucket(&input.bucket)?;
         let written = disk::copy_range(&self.inner.tmp, file, 0..src_meta.size).await.map_err(internal)?;
         let (headers, metadata) = if replace {
@@ -136,6 +126,19 @@ impl Store {
             errors: (!errors.is_empty()).then_some(errors),
             ..Default::default()
         })
+    }
+
+    /// Opens the source of a copy (CopyObject, UploadPartCopy) and checks its
+    /// `x-amz-copy-source-if-*` conditions.
+    pub(super) fn open_copy_source(
+        &self,
+        source: &CopySource,
+        cond: conditions::ReadConditions<'_>,
+    ) -> S3Result<(ObjectMeta, std::fs::File)> {
+        let (bucket, key) = copy_source(source)?;
+        let (meta, file) = self.bucket(bucket)?.open_object(key)?;
+        conditions::check_copy_source(&meta, cond)?;
+        Ok((meta, file))
     }
 }
 
