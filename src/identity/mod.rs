@@ -1,8 +1,10 @@
 //! Identity layer: log the user in against the OpenID provider (Azure AD) and keep their tokens.
 
 pub mod login;
+pub mod source;
 pub mod store;
 
+pub use source::{TokenError, TokenSource, WebIdentityToken};
 pub use store::{StoredTokens, TokenStore};
 
 #[derive(Debug, thiserror::Error)]
