@@ -53,27 +53,95 @@ pub fn http_client(profile: &Profile) -> Result<openidconnect::reqwest::Client, 
     b.build().map_err(|e| IdentityError::Config(format!("cannot build HTTP client: {e}")))
 }
 
-/// Runs the device-code flow, printing the URL and code to `out`, and returns verified tokens.
-pub async fn device_code(profile: &Profile, out: &mut dyn Write) -> Result<StoredTokens, IdentityError> {
+/// The identity provider as discovered from the profile's issuer: an OpenID client plus the HTTP
+/// client used to talk to it. Discovery happens once per process and is reused for refreshes.
+pub struct Provider {
+    pub client: OidcClient,
+    pub http: openidconnect::reqwest::Client,
+}
+
+pub type OidcClient = openidconnect::Client<
+    openidconnect::EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    openidconnect::core::CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    openidconnect::core::CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    openidconnect::core::CoreTokenResponse,
+    openidconnect::core::CoreTokenIntrospectionResponse,
+    openidconnect::core::CoreRevocableToken,
+    openidconnect::core::CoreRevocationErrorResponse,
+    openidconnect::EndpointSet,
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// Fetches the discovery document and JWKS and builds the client.
+pub async fn discover(profile: &Profile) -> Result<Provider, IdentityError> {
     let http = http_client(profile)?;
     let issuer = IssuerUrl::new(profile.issuer.clone())
         .map_err(|e| IdentityError::Config(format!("issuer {:?} is not a URL: {e}", profile.issuer)))?;
     let disco_url = format!("{}/.well-known/openid-configuration", profile.issuer);
     let metadata = DeviceProviderMetadata::discover_async(issuer, &http).await.map_err(|e| match e {
         openidconnect::DiscoveryError::Request(e) => {
-            IdentityError::Unreachable { url: disco_url.clone(), detail: e.to_string() }
+            IdentityError::Unreachable { url: disco_url.clone(), detail: error_chain(&e) }
         }
         other => IdentityError::Discovery { url: disco_url.clone(), detail: error_chain(&other) },
     })?;
     let device_url = metadata.additional_metadata().device_authorization_endpoint.clone();
     let client = CoreClient::from_provider_metadata(metadata, ClientId::new(profile.client_id.clone()), None)
         .set_device_authorization_url(device_url);
+    Ok(Provider { client, http })
+}
 
-    let mut request = client.exchange_device_code();
+/// Verifies a token response's ID token and turns the response into what the store keeps.
+/// `previous_refresh` is kept when the response carries no new refresh token.
+pub fn stored_tokens(
+    provider: &Provider,
+    profile: &Profile,
+    token: &openidconnect::core::CoreTokenResponse,
+    nonce: Option<&Nonce>,
+    previous_refresh: Option<String>,
+) -> Result<StoredTokens, IdentityError> {
+    let id_token = token.extra_fields().id_token().ok_or_else(|| {
+        IdentityError::BadIdToken("no id_token in the token response (is `openid` in scopes?)".into())
+    })?;
+    let verifier = provider.client.id_token_verifier();
+    let claims = match nonce {
+        Some(n) => id_token.claims(&verifier, n),
+        // Device-code sign-ins and refreshes carry no nonce to compare.
+        None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+    }
+    .map_err(|e| IdentityError::BadIdToken(error_chain(&e)))?;
+    let access_expires = token.expires_in().map(|d| now_unix() + d.as_secs() as i64);
+    Ok(StoredTokens {
+        issuer: profile.issuer.clone(),
+        client_id: profile.client_id.clone(),
+        id_token: id_token.to_string(),
+        access_token: token.access_token().secret().clone(),
+        access_token_expires_at: access_expires,
+        refresh_token: token.refresh_token().map(|r| r.secret().clone()).or(previous_refresh),
+        id_token_expires_at: claims.expiration().timestamp(),
+        username: claims.preferred_username().map(|u| u.as_str().to_string()),
+    })
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Runs the device-code flow, printing the URL and code to `out`, and returns verified tokens.
+pub async fn device_code(profile: &Profile, out: &mut dyn Write) -> Result<StoredTokens, IdentityError> {
+    let provider = discover(profile).await?;
+    let mut request = provider.client.exchange_device_code();
     for s in &profile.scopes {
         request = request.add_scope(Scope::new(s.clone()));
     }
-    let details: CoreDeviceAuthorizationResponse = request.request_async(&http).await.map_err(refused)?;
+    let details: CoreDeviceAuthorizationResponse = request.request_async(&provider.http).await.map_err(refused)?;
     writeln!(
         out,
         "To sign in, open {} in a browser and enter the code {}",
@@ -83,33 +151,18 @@ pub async fn device_code(profile: &Profile, out: &mut dyn Write) -> Result<Store
     .ok();
     out.flush().ok();
 
-    let token = client
+    let token = provider
+        .client
         .exchange_device_access_token(&details)
         .map_err(|e| IdentityError::Config(e.to_string()))?
-        .request_async(&http, tokio::time::sleep, None)
+        .request_async(&provider.http, tokio::time::sleep, None)
         .await
         .map_err(refused)?;
-
-    let id_token = token.extra_fields().id_token().ok_or_else(|| {
-        IdentityError::BadIdToken("no id_token in the token response (is `openid` in scopes?)".into())
-    })?;
-    // The device flow carries no nonce, so there is none to compare.
-    let claims = id_token
-        .claims(&client.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
-        .map_err(|e| IdentityError::BadIdToken(error_chain(&e)))?;
-    Ok(StoredTokens {
-        issuer: profile.issuer.clone(),
-        client_id: profile.client_id.clone(),
-        id_token: id_token.to_string(),
-        access_token: token.access_token().secret().clone(),
-        refresh_token: token.refresh_token().map(|r| r.secret().clone()),
-        id_token_expires_at: claims.expiration().timestamp(),
-        username: claims.preferred_username().map(|u| u.as_str().to_string()),
-    })
+    stored_tokens(&provider, profile, &token, None, None)
 }
 
 /// Maps a failed token-endpoint call, keeping Azure's error name and AADSTS code.
-fn refused<RE, T>(e: RequestTokenError<RE, T>) -> IdentityError
+pub fn refused<RE, T>(e: RequestTokenError<RE, T>) -> IdentityError
 where
     RE: std::error::Error + 'static,
     T: openidconnect::ErrorResponse + 'static,
@@ -130,7 +183,7 @@ where
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

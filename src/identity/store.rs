@@ -16,6 +16,9 @@ pub struct StoredTokens {
     pub client_id: String,
     pub id_token: String,
     pub access_token: String,
+    /// Unix seconds when the access token expires (from `expires_in`).
+    #[serde(default)]
+    pub access_token_expires_at: Option<i64>,
     pub refresh_token: Option<String>,
     /// Unix seconds when the ID token expires.
     pub id_token_expires_at: i64,
@@ -117,6 +120,7 @@ mod tests {
             client_id: "c".into(),
             id_token: "secret-id-token".into(),
             access_token: "secret-access".into(),
+            access_token_expires_at: None,
             refresh_token: Some("secret-refresh".into()),
             id_token_expires_at: 1,
             username: Some("alice".into()),
