@@ -1,9 +1,11 @@
 //! Identity layer: log the user in against the OpenID provider (Azure AD) and keep their tokens.
 
 pub mod login;
+pub mod refresh;
 pub mod source;
 pub mod store;
 
+pub use refresh::StoreTokenSource;
 pub use source::{TokenError, TokenSource, WebIdentityToken};
 pub use store::{StoredTokens, TokenStore};
 

@@ -2,7 +2,8 @@
 //! `~/.local/state/ssofs`), directory 0700, files 0600, written atomically.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,7 @@ impl std::fmt::Debug for StoredTokens {
     }
 }
 
+#[derive(Clone)]
 pub struct TokenStore {
     dir: PathBuf,
 }
@@ -52,15 +54,39 @@ impl TokenStore {
             .ok_or_else(|| IdentityError::Store("neither SSOFS_STATE_DIR, XDG_STATE_HOME nor HOME is set".into()))
     }
 
-    /// Opens (creating it 0700 if needed) and refuses a directory others can read.
+    /// Opens the store, creating it 0700 if needed. A store that other users can read is refused
+    /// rather than silently fixed: tokens may already have leaked, and the user should know.
     pub fn open(dir: &Path) -> Result<Self, IdentityError> {
         let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         }
+        refuse_if_shared(dir, 0o700)?;
         Ok(TokenStore { dir: dir.to_path_buf() })
+    }
+
+    /// Takes the store's lock for `profile`, blocking until other processes release it. Held while
+    /// refreshing, so two processes never both spend the refresh token and lose the newer one.
+    pub fn lock(&self, profile: &str) -> Result<StoreLock, IdentityError> {
+        let path = self.dir.join(format!("{}.lock", sanitize(profile)));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?;
+        // SAFETY: flock on a descriptor we own; the lock is released when `file` is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(IdentityError::Store(format!("cannot lock {}: {e}", path.display())));
+        }
+        Ok(StoreLock { _file: file })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self, profile: &str) -> PathBuf {
@@ -81,6 +107,9 @@ impl TokenStore {
 
     pub fn load(&self, profile: &str) -> Result<Option<StoredTokens>, IdentityError> {
         let path = self.path(profile);
+        if path.exists() {
+            refuse_if_shared(&path, 0o600)?;
+        }
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 IdentityError::Store(format!(
@@ -100,6 +129,27 @@ impl TokenStore {
             Err(e) => Err(IdentityError::Store(e.to_string())),
         }
     }
+}
+
+/// Held while a profile's tokens are being refreshed; dropping it releases the lock.
+pub struct StoreLock {
+    _file: std::fs::File,
+}
+
+fn refuse_if_shared(path: &Path, wanted: u32) -> Result<(), IdentityError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::Store(format!(
+            "{} is accessible to other users (mode {:o}); run `chmod {wanted:o} {}` and, if others may have read it, `ssofs logout` then `ssofs login`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Profile names become file names: keep them to a safe alphabet.
@@ -133,5 +183,38 @@ mod tests {
         assert!(!format!("{t:?}").contains("secret"));
         assert!(store.remove("dev/stack").unwrap());
         assert!(store.load("dev/stack").unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_a_store_others_can_read() {
+        let dir = std::env::temp_dir().join(format!("ssofs-store-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = TokenStore::open(&dir).err().expect("a 0755 store is refused").to_string();
+        assert!(err.contains("chmod 700"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let store = TokenStore::open(&dir).unwrap();
+        std::fs::write(dir.join("p.tokens.json"), "{}").unwrap();
+        std::fs::set_permissions(dir.join("p.tokens.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = store.load("p").unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_excludes_a_second_holder() {
+        let dir = std::env::temp_dir().join(format!("ssofs-store-lock-{}", std::process::id()));
+        let store = TokenStore::open(&dir).unwrap();
+        let held = store.lock("p").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir2 = dir.clone();
+        let t = std::thread::spawn(move || {
+            let store = TokenStore::open(&dir2).unwrap();
+            let _second = store.lock("p").unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "second lock waits");
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("second lock granted after release");
+        t.join().unwrap();
     }
 }
