@@ -4,4 +4,6 @@
 //! token store) → credentials (STS) → object client → filesystem → FUSE.
 
 pub mod config;
+pub mod fs;
 pub mod identity;
+pub mod object;

@@ -1,0 +1,171 @@
+//! Inode numbers for paths in the mount. A path keeps its number while the kernel knows it, so
+//! repeated lookups of one key give one inode.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+pub const ROOT: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Root,
+    Bucket,
+    /// A common prefix (or directory marker).
+    Dir,
+    File,
+}
+
+impl Kind {
+    pub fn is_dir(self) -> bool {
+        !matches!(self, Kind::File)
+    }
+}
+
+/// What S3 told us about an object, and until when we trust it.
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub etag: Option<String>,
+    pub valid_until: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inode {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: String,
+    pub kind: Kind,
+    pub bucket: String,
+    /// For a file, its key; for a directory, its prefix ending in `/` (empty for a bucket).
+    pub key: String,
+    pub attr: Attr,
+    /// References the kernel holds (each entry reply adds one; forget takes some away).
+    pub lookups: u64,
+}
+
+impl Inode {
+    /// The prefix of this directory's children.
+    pub fn child_key(&self, name: &str) -> String {
+        format!("{}{name}", self.key)
+    }
+}
+
+pub struct InodeTable {
+    by_ino: HashMap<u64, Inode>,
+    by_name: HashMap<(u64, String), u64>,
+    next: u64,
+}
+
+impl InodeTable {
+    pub fn new() -> Self {
+        let root = Inode {
+            ino: ROOT,
+            parent: ROOT,
+            name: String::new(),
+            kind: Kind::Root,
+            bucket: String::new(),
+            key: String::new(),
+            attr: Attr { size: 0, mtime: SystemTime::now(), etag: None, valid_until: Instant::now() },
+            lookups: 1,
+        };
+        InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new(), next: ROOT + 1 }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.by_ino.get(&ino)
+    }
+
+    pub fn child(&self, parent: u64, name: &str) -> Option<&Inode> {
+        self.by_name.get(&(parent, name.to_string())).and_then(|i| self.by_ino.get(i))
+    }
+
+    /// The inode for `parent/name`, created or updated. A kind change (file became directory) keeps
+    /// the number but replaces what it describes.
+    pub fn upsert(&mut self, parent: u64, name: &str, kind: Kind, attr: Attr) -> Inode {
+        self.upsert_with_key(parent, name, kind, attr, None)
+    }
+
+    /// As `upsert`, for a file whose key is not `parent prefix + name` (a shadowed object).
+    pub fn upsert_with_key(&mut self, parent: u64, name: &str, kind: Kind, attr: Attr, key: Option<String>) -> Inode {
+        let Some(p) = self.by_ino.get(&parent) else {
+            // The parent was forgotten concurrently; still hand out a usable inode.
+            return self.insert_new(parent, name, kind, String::new(), String::new(), attr);
+        };
+        let bucket = if p.kind == Kind::Root { name.to_string() } else { p.bucket.clone() };
+        let key = match kind {
+            Kind::Root | Kind::Bucket => String::new(),
+            Kind::Dir => format!("{}{name}/", p.key),
+            Kind::File => key.unwrap_or_else(|| p.child_key(name)),
+        };
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
+            if let Some(existing) = self.by_ino.get_mut(&ino) {
+                existing.kind = kind;
+                existing.key = key;
+                existing.bucket = bucket;
+                existing.attr = attr;
+                return existing.clone();
+            }
+        }
+        self.insert_new(parent, name, kind, bucket, key, attr)
+    }
+
+    fn insert_new(&mut self, parent: u64, name: &str, kind: Kind, bucket: String, key: String, attr: Attr) -> Inode {
+        let ino = self.next;
+        self.next += 1;
+        let inode = Inode { ino, parent, name: name.to_string(), kind, bucket, key, attr, lookups: 0 };
+        self.by_ino.insert(ino, inode.clone());
+        self.by_name.insert((parent, name.to_string()), ino);
+        inode
+    }
+
+    pub fn set_attr(&mut self, ino: u64, attr: Attr) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.attr = attr;
+        }
+    }
+
+    /// Drops the name → inode link (unlink, rename away). The inode itself lives on until forgotten,
+    /// so open handles keep working.
+    pub fn unlink(&mut self, parent: u64, name: &str) {
+        self.by_name.remove(&(parent, name.to_string()));
+    }
+
+    /// The kernel was handed `ino` in an entry reply.
+    pub fn remember(&mut self, ino: u64) {
+        if let Some(i) = self.by_ino.get_mut(&ino) {
+            i.lookups += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references; at zero the inode is gone.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let Some(i) = self.by_ino.get_mut(&ino) else { return };
+        i.lookups = i.lookups.saturating_sub(n);
+        if i.lookups > 0 {
+            return;
+        }
+        let key = (i.parent, i.name.clone());
+        self.by_ino.remove(&ino);
+        if self.by_name.get(&key) == Some(&ino) {
+            self.by_name.remove(&key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.is_empty()
+    }
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,725 @@
+//! The filesystem, independent of FUSE: buckets at the root, prefixes as directories, objects as
+//! files; metadata and listings cached with TTLs; reads through the block cache with read-ahead;
+//! writes staged locally and uploaded on flush. `crate::fuse` adapts it to the kernel.
+
+pub mod cache;
+pub mod error;
+pub mod inode;
+pub mod names;
+pub mod read;
+pub mod staging;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use self::cache::BlockCache;
+pub use self::error::{FsError, FsResult};
+use self::inode::{Attr, Inode, InodeTable, Kind, ROOT};
+use self::names::SHADOWED_OBJECT_SUFFIX;
+use self::read::Reader;
+use self::staging::Staged;
+use crate::object::{ObjectClient, ObjectError, ObjectInfo};
+
+/// Mount options that shape what the filesystem shows and how long it trusts what it saw.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    pub attr_ttl: Duration,
+    pub dir_ttl: Duration,
+    /// How long "no such file" is remembered.
+    pub negative_ttl: Duration,
+    pub cache_size: usize,
+    pub read_only: bool,
+    /// Where files being written are staged (per user, 0700).
+    pub staging_dir: PathBuf,
+}
+
+impl FsConfig {
+    pub fn new(staging_dir: PathBuf) -> Self {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        FsConfig {
+            uid,
+            gid,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            attr_ttl: Duration::from_secs(1),
+            dir_ttl: Duration::from_secs(5),
+            negative_ttl: Duration::from_secs(1),
+            cache_size: 256 << 20,
+            read_only: false,
+            staging_dir,
+        }
+    }
+}
+
+/// What the kernel is told about an inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: u64,
+    pub is_dir: bool,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One directory entry, with its attributes (readdirplus).
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub stat: Stat,
+}
+
+/// One entry of a directory listing, with the attributes the listing gave.
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    kind: Kind,
+    size: u64,
+    mtime: SystemTime,
+    etag: Option<String>,
+    /// Set when the key is not `prefix + name` (an object shadowed by a prefix of the same name).
+    key: Option<String>,
+}
+
+impl Entry {
+    fn dir(name: &str) -> Entry {
+        Entry { name: name.to_string(), kind: Kind::Dir, size: 0, mtime: SystemTime::now(), etag: None, key: None }
+    }
+
+    fn file(name: &str, o: &ObjectInfo) -> Entry {
+        Entry {
+            name: name.to_string(),
+            kind: Kind::File,
+            size: o.size,
+            mtime: o.last_modified,
+            etag: Some(o.etag.clone()),
+            key: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Listing {
+    entries: Vec<Entry>,
+    fetched: Instant,
+}
+
+enum HandleState {
+    Read(Reader),
+    Write(Staged),
+}
+
+struct Handle {
+    ino: u64,
+    writes: bool,
+    bucket: String,
+    key: String,
+    state: tokio::sync::Mutex<HandleState>,
+}
+
+struct State {
+    inodes: InodeTable,
+    listings: HashMap<u64, Listing>,
+    negative: HashMap<(u64, String), Instant>,
+    handles: HashMap<u64, Arc<Handle>>,
+    next_fh: u64,
+}
+
+pub struct Fs {
+    client: Arc<dyn ObjectClient>,
+    cache: Arc<BlockCache>,
+    config: FsConfig,
+    state: Mutex<State>,
+}
+
+impl Fs {
+    pub fn new(client: Arc<dyn ObjectClient>, config: FsConfig) -> Self {
+        Fs {
+            client,
+            cache: Arc::new(BlockCache::new(config.cache_size)),
+            state: Mutex::new(State {
+                inodes: InodeTable::new(),
+                listings: HashMap::new(),
+                negative: HashMap::new(),
+                handles: HashMap::new(),
+                next_fh: 1,
+            }),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    fn stat(&self, i: &Inode) -> Stat {
+        let is_dir = i.kind.is_dir();
+        Stat {
+            ino: i.ino,
+            is_dir,
+            size: if is_dir { 0 } else { i.attr.size },
+            mtime: i.attr.mtime,
+            perm: if is_dir { self.config.dir_mode } else { self.config.file_mode },
+            uid: self.config.uid,
+            gid: self.config.gid,
+        }
+    }
+
+    fn inode(&self, ino: u64) -> FsResult<Inode> {
+        self.state.lock().unwrap().inodes.get(ino).cloned().ok_or(FsError::NotFound)
+    }
+
+    fn fresh_attr(&self, size: u64, mtime: SystemTime, etag: Option<String>) -> Attr {
+        Attr { size, mtime, etag, valid_until: Instant::now() + self.config.attr_ttl }
+    }
+
+    fn dir_attr(&self) -> Attr {
+        self.fresh_attr(0, SystemTime::now(), None)
+    }
+
+    /// The kernel took a reference to `ino` (entry replies).
+    pub fn remember(&self, ino: u64) {
+        self.state.lock().unwrap().inodes.remember(ino);
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.state.lock().unwrap().inodes.forget(ino, n);
+    }
+
+    fn check_writable(&self) -> FsResult<()> {
+        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+    }
+
+    // ---- directories -------------------------------------------------------------------------
+
+    /// The entries of a directory, from the cache when fresh.
+    async fn listing(&self, dir: &Inode) -> FsResult<Listing> {
+        if let Some(l) = self.state.lock().unwrap().listings.get(&dir.ino) {
+            if l.fetched.elapsed() < self.config.dir_ttl {
+                return Ok(l.clone());
+            }
+        }
+        let entries = match dir.kind {
+            Kind::Root => self
+                .client
+                .list_buckets()
+                .await
+                .or_else(|e| match e {
+                    // MinIO answers AccessDenied when no bucket is visible: an empty root.
+                    ObjectError::AccessDenied => Ok(Vec::new()),
+                    other => Err(other),
+                })?
+                .into_iter()
+                .filter(|b| names::usable(b))
+                .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) })
+                .collect(),
+            Kind::Bucket | Kind::Dir => self.list_dir(&dir.bucket, &dir.key).await?,
+            Kind::File => return Err(FsError::NotDir),
+        };
+        let listing = Listing { entries, fetched: Instant::now() };
+        self.state.lock().unwrap().listings.insert(dir.ino, listing.clone());
+        Ok(listing)
+    }
+
+    /// Lists one prefix completely (all pages) into directory entries.
+    async fn list_dir(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> FsResult<Vec<Entry>> {
+        let mut files: Vec<ObjectInfo> = Vec::new();
+        let mut dirs: Vec<String> = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.client.list_page(bucket, prefix, token).await?;
+            files.extend(page.objects);
+            dirs.extend(page.prefixes);
+            match page.continuation {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let mut entries = Vec::with_capacity(files.len() + dirs.len());
+        let mut dir_names = std::collections::HashSet::new();
+        for p in &dirs {
+            let name = p[prefix.len()..].trim_end_matches('/');
+            if names::usable(name) && p[prefix.len()..].matches('/').count() == 1 {
+                dir_names.insert(name.to_string());
+                entries.push(Entry::dir(name));
+            } else {
+                tracing::debug!(bucket, prefix = %p, "prefix skipped: not a usable directory name");
+            }
+        }
+        for o in files {
+            let name = &o.key[prefix.len()..];
+            if name.is_empty() {
+                continue; // the directory marker itself
+            }
+            if !names::usable(name) {
+                tracing::debug!(bucket, key = %o.key, "object skipped: not a usable file name");
+                continue;
+            }
+            if dir_names.contains(name) {
+                let shown = format!("{name}{SHADOWED_OBJECT_SUFFIX}");
+                if names::usable(&shown) {
+                    entries.push(Entry { key: Some(o.key.clone()), ..Entry::file(&shown, &o) });
+                }
+            } else {
+                entries.push(Entry::file(name, &o));
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        Ok(entries)
+    }
+
+    pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let dir = self.inode(ino)?;
+        if !dir.kind.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        let listing = self.listing(&dir).await?;
+        let mut st = self.state.lock().unwrap();
+        Ok(listing
+            .entries
+            .iter()
+            .map(|e| {
+                let inode = st.inodes.upsert_with_key(ino, &e.name, e.kind, self.entry_attr(e), e.key.clone());
+                DirEntry { name: e.name.clone(), stat: self.stat(&inode) }
+            })
+            .collect())
+    }
+
+    // ---- lookup and attributes ---------------------------------------------------------------
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Stat> {
+        let dir = self.inode(parent)?;
+        if !dir.kind.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        if !names::usable(name) {
+            return Err(FsError::NotFound);
+        }
+        // A fresh listing answers without asking S3: `ls -l` after `ls` costs nothing.
+        let cached = {
+            let st = self.state.lock().unwrap();
+            st.listings.get(&parent).filter(|l| l.fetched.elapsed() < self.config.dir_ttl).cloned()
+        };
+        if let Some(listing) = cached.or(if dir.kind == Kind::Root { Some(self.listing(&dir).await?) } else { None }) {
+            let Some(e) = listing.entries.iter().find(|e| e.name == name) else {
+                return Err(FsError::NotFound);
+            };
+            let attr = self.entry_attr(e);
+            let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, &e.name, e.kind, attr, e.key.clone());
+            return Ok(self.stat(&inode));
+        }
+        if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string())) {
+            if *until > Instant::now() {
+                return Err(FsError::NotFound);
+            }
+        }
+        let (kind, attr, key) = self.probe(&dir, name).await?;
+        let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, name, kind, attr, key);
+        Ok(self.stat(&inode))
+    }
+
+    fn entry_attr(&self, e: &Entry) -> Attr {
+        if e.kind.is_dir() { self.dir_attr() } else { self.fresh_attr(e.size, e.mtime, e.etag.clone()) }
+    }
+
+    /// Asks S3 what `name` in `dir` is: a prefix (directory) wins over an object of the same name.
+    async fn probe(&self, dir: &Inode, name: &str) -> FsResult<(Kind, Attr, Option<String>)> {
+        let (object_key, shadowed) = match name.strip_suffix(SHADOWED_OBJECT_SUFFIX) {
+            Some(base) if !base.is_empty() => (dir.child_key(base), true),
+            _ => (dir.child_key(name), false),
+        };
+        let prefix = format!("{}{name}/", dir.key);
+        let plain_key = dir.child_key(name);
+        let (head, listed) = tokio::join!(
+            self.client.head(&dir.bucket, &plain_key),
+            self.client.list_page(&dir.bucket, &prefix, None)
+        );
+        let is_dir = match listed {
+            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+            Err(ObjectError::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if is_dir && !shadowed {
+            return Ok((Kind::Dir, self.dir_attr(), None));
+        }
+        let head = if shadowed { self.client.head(&dir.bucket, &object_key).await } else { head };
+        match head {
+            Ok(o) => Ok((Kind::File, self.fresh_attr(o.size, o.last_modified, Some(o.etag)), shadowed.then_some(object_key))),
+            Err(ObjectError::NotFound) => {
+                let until = Instant::now() + self.config.negative_ttl;
+                self.state.lock().unwrap().negative.insert((dir.ino, name.to_string()), until);
+                Err(FsError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Stat> {
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() || inode.attr.valid_until > Instant::now() || self.open_for_write(ino) {
+            return Ok(self.stat(&inode));
+        }
+        let o = self.client.head(&inode.bucket, &inode.key).await?;
+        let attr = self.fresh_attr(o.size, o.last_modified, Some(o.etag));
+        let mut st = self.state.lock().unwrap();
+        st.inodes.set_attr(ino, attr);
+        let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
+        Ok(self.stat(&inode))
+    }
+
+    fn open_for_write(&self, ino: u64) -> bool {
+        self.state.lock().unwrap().handles.values().any(|h| h.ino == ino && h.writes)
+    }
+
+    // ---- open, read, write, flush -------------------------------------------------------------
+
+    fn add_handle(&self, inode: &Inode, state: HandleState) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        let fh = st.next_fh;
+        st.next_fh += 1;
+        let handle = Handle {
+            ino: inode.ino,
+            writes: matches!(state, HandleState::Write(_)),
+            bucket: inode.bucket.clone(),
+            key: inode.key.clone(),
+            state: tokio::sync::Mutex::new(state),
+        };
+        st.handles.insert(fh, Arc::new(handle));
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.state.lock().unwrap().handles.get(&fh).cloned().ok_or(FsError::BadHandle)
+    }
+
+    /// Opens a file. Writing opens stage the content locally (`truncate` starts empty).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        if !write {
+            // Read the version we know; a changed object is noticed after the attribute TTL.
+            let inode = if inode.attr.etag.is_none() { self.refresh_attr(&inode).await? } else { inode };
+            let reader = Reader::new(
+                self.client.clone(),
+                self.cache.clone(),
+                &inode.bucket,
+                &inode.key,
+                inode.attr.etag.as_deref().unwrap_or(""),
+                inode.attr.size,
+            );
+            return Ok(self.add_handle(&inode, HandleState::Read(reader)));
+        }
+        self.check_writable()?;
+        let staged = if truncate || inode.attr.size == 0 {
+            let mut s = Staged::create(&self.config.staging_dir, &inode.key)?;
+            s.dirty = truncate;
+            s
+        } else {
+            let inode = self.refresh_attr(&inode).await?;
+            Staged::from_object(
+                &self.config.staging_dir,
+                self.client.as_ref(),
+                &inode.bucket,
+                &inode.key,
+                inode.attr.size,
+                inode.attr.etag.as_deref(),
+            )
+            .await?
+        };
+        Ok(self.add_handle(&inode, HandleState::Write(staged)))
+    }
+
+    async fn refresh_attr(&self, inode: &Inode) -> FsResult<Inode> {
+        let o = self.client.head(&inode.bucket, &inode.key).await?;
+        let attr = self.fresh_attr(o.size, o.last_modified, Some(o.etag));
+        let mut st = self.state.lock().unwrap();
+        st.inodes.set_attr(inode.ino, attr);
+        st.inodes.get(inode.ino).cloned().ok_or(FsError::NotFound)
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let handle = self.handle(fh)?;
+        let mut state = handle.state.lock().await;
+        match &mut *state {
+            HandleState::Read(r) => r.read(offset, size).await,
+            HandleState::Write(s) => s.read_at(offset, size),
+        }
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        self.check_writable()?;
+        let handle = self.handle(fh)?;
+        let mut state = handle.state.lock().await;
+        match &mut *state {
+            HandleState::Write(s) => {
+                s.write_at(offset, data)?;
+                let size = s.len()?;
+                let mut st = self.state.lock().unwrap();
+                if let Some(i) = st.inodes.get(handle.ino).cloned() {
+                    st.inodes.set_attr(handle.ino, Attr { size, mtime: SystemTime::now(), ..i.attr });
+                }
+                Ok(data.len() as u32)
+            }
+            HandleState::Read(_) => Err(FsError::BadHandle),
+        }
+    }
+
+    /// Uploads a dirty staged file. On failure the staged file is kept and its path logged, and the
+    /// error goes back to close()/fsync(): nothing written is lost silently.
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let handle = self.handle(fh)?;
+        let mut state = handle.state.lock().await;
+        let HandleState::Write(staged) = &mut *state else { return Ok(()) };
+        if !staged.dirty {
+            return Ok(());
+        }
+        staged.sync()?;
+        match self.client.put_file(&handle.bucket, &handle.key, &staged.path).await {
+            Ok(info) => {
+                staged.dirty = false;
+                self.uploaded(handle.ino, &handle.bucket, &handle.key, info);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(bucket = %handle.bucket, key = %handle.key, staged = %staged.path.display(), error = %e,
+                    "upload failed; the written data is kept in the staged file");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Closes a handle. Dirty data is uploaded first; on failure the staged file stays on disk.
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let result = self.flush(fh).await;
+        let Some(handle) = self.state.lock().unwrap().handles.remove(&fh) else { return result };
+        if let Ok(handle) = Arc::try_unwrap(handle) {
+            if let HandleState::Write(staged) = handle.state.into_inner() {
+                if result.is_ok() && !staged.dirty {
+                    staged.discard();
+                } else {
+                    tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
+                }
+            }
+        }
+        result
+    }
+
+    /// This mount's own change is visible at once: attributes and the parent's listing are updated.
+    fn uploaded(&self, ino: u64, bucket: &str, key: &str, info: ObjectInfo) {
+        let mut st = self.state.lock().unwrap();
+        let attr = Attr { size: info.size, mtime: info.last_modified, etag: Some(info.etag.clone()), valid_until: Instant::now() + self.config.attr_ttl };
+        st.inodes.set_attr(ino, attr);
+        if let Some(parent) = st.inodes.get(ino).map(|i| i.parent) {
+            let name = key.rsplit('/').next().unwrap_or(key).to_string();
+            st.negative.remove(&(parent, name.clone()));
+            if let Some(l) = st.listings.get_mut(&parent) {
+                l.entries.retain(|e| e.name != name);
+                l.entries.push(Entry::file(&name, &info));
+                l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        let _ = bucket;
+    }
+
+    // ---- namespace changes --------------------------------------------------------------------
+
+    fn writable_dir(&self, parent: u64) -> FsResult<Inode> {
+        self.check_writable()?;
+        let dir = self.inode(parent)?;
+        match dir.kind {
+            Kind::Bucket | Kind::Dir => Ok(dir),
+            Kind::Root => Err(FsError::Access("buckets cannot be created or removed through the mount".into())),
+            Kind::File => Err(FsError::NotDir),
+        }
+    }
+
+    fn forget_listing(&self, dir: u64, name: &str) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(l) = st.listings.get_mut(&dir) {
+            l.entries.retain(|e| e.name != name);
+        }
+    }
+
+    /// Creates an empty file, open for writing; it is uploaded on close even if nothing is written.
+    pub async fn create(&self, parent: u64, name: &str) -> FsResult<(Stat, u64)> {
+        let dir = self.writable_dir(parent)?;
+        names::creatable(name).map_err(FsError::BadName)?;
+        let attr = self.fresh_attr(0, SystemTime::now(), None);
+        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, Kind::File, attr);
+        let mut staged = Staged::create(&self.config.staging_dir, &inode.key)?;
+        staged.dirty = true;
+        let fh = self.add_handle(&inode, HandleState::Write(staged));
+        self.state.lock().unwrap().negative.remove(&(parent, name.to_string()));
+        let _ = dir;
+        Ok((self.stat(&inode), fh))
+    }
+
+    /// A directory is a marker object `prefix/`, so it exists even while empty.
+    pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Stat> {
+        let dir = self.writable_dir(parent)?;
+        names::creatable(name).map_err(FsError::BadName)?;
+        let key = format!("{}{name}/", dir.key);
+        self.client.put_bytes(&dir.bucket, &key, Bytes::new()).await?;
+        let mut st = self.state.lock().unwrap();
+        st.negative.remove(&(parent, name.to_string()));
+        if let Some(l) = st.listings.get_mut(&parent) {
+            l.entries.retain(|e| e.name != name);
+            l.entries.push(Entry::dir(name));
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        let inode = st.inodes.upsert(parent, name, Kind::Dir, self.dir_attr());
+        Ok(self.stat(&inode))
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        let dir = self.writable_dir(parent)?;
+        let stat = self.lookup(parent, name).await?;
+        if stat.is_dir {
+            return Err(FsError::IsDir);
+        }
+        let key = self.inode(stat.ino)?.key;
+        self.client.delete(&dir.bucket, &key).await?;
+        self.forget_listing(parent, name);
+        self.state.lock().unwrap().inodes.unlink(parent, name);
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        let dir = self.writable_dir(parent)?;
+        let stat = self.lookup(parent, name).await?;
+        if !stat.is_dir {
+            return Err(FsError::NotDir);
+        }
+        let prefix = format!("{}{name}/", dir.key);
+        let page = self.client.list_page(&dir.bucket, &prefix, None).await?;
+        if !page.prefixes.is_empty() || page.objects.iter().any(|o| o.key != prefix) {
+            return Err(FsError::NotEmpty);
+        }
+        self.client.delete(&dir.bucket, &prefix).await?;
+        self.forget_listing(parent, name);
+        let mut st = self.state.lock().unwrap();
+        st.listings.remove(&stat.ino);
+        st.inodes.unlink(parent, name);
+        Ok(())
+    }
+
+    /// Renames a file by copy + delete; a directory by copying and deleting every object below it.
+    /// Neither is atomic: S3 has no rename.
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
+        let from_dir = self.writable_dir(parent)?;
+        let to_dir = self.writable_dir(new_parent)?;
+        names::creatable(new_name).map_err(FsError::BadName)?;
+        if from_dir.bucket != to_dir.bucket {
+            return Err(FsError::NotSupported("rename across buckets"));
+        }
+        let stat = self.lookup(parent, name).await?;
+        let bucket = from_dir.bucket.clone();
+        if stat.is_dir {
+            let from = format!("{}{name}/", from_dir.key);
+            let to = format!("{}{new_name}/", to_dir.key);
+            for key in self.all_keys(&bucket, &from).await? {
+                let dest = format!("{to}{}", &key[from.len()..]);
+                self.client.copy(&bucket, &key, &dest).await?;
+            }
+            for key in self.all_keys(&bucket, &from).await? {
+                self.client.delete(&bucket, &key).await?;
+            }
+        } else {
+            let key = self.inode(stat.ino)?.key;
+            let dest = to_dir.child_key(new_name);
+            self.client.copy(&bucket, &key, &dest).await?;
+            self.client.delete(&bucket, &key).await?;
+        }
+        let mut st = self.state.lock().unwrap();
+        st.listings.remove(&parent);
+        st.listings.remove(&new_parent);
+        st.negative.remove(&(new_parent, new_name.to_string()));
+        st.inodes.unlink(parent, name);
+        st.inodes.unlink(new_parent, new_name);
+        Ok(())
+    }
+
+    /// Every key below `prefix`, walking common prefixes.
+    async fn all_keys(&self, bucket: &str, prefix: &str) -> FsResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut pending = vec![prefix.to_string()];
+        while let Some(p) = pending.pop() {
+            let mut token = None;
+            loop {
+                let page = self.client.list_page(bucket, &p, token).await?;
+                keys.extend(page.objects.into_iter().map(|o| o.key));
+                pending.extend(page.prefixes);
+                match page.continuation {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Changes the size (truncate). With a writing handle it applies to the staged file; otherwise
+    /// the object is staged, cut and uploaded.
+    pub async fn set_size(&self, ino: u64, fh: Option<u64>, size: u64) -> FsResult<Stat> {
+        self.check_writable()?;
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        let writer = fh.and_then(|fh| self.handle(fh).ok()).filter(|h| h.writes).map(|_| fh.unwrap_or_default());
+        let (fh, own) = match writer {
+            Some(fh) => (fh, false),
+            None => (self.open(ino, true, size == 0).await?, true),
+        };
+        {
+            let handle = self.handle(fh)?;
+            let mut state = handle.state.lock().await;
+            if let HandleState::Write(s) = &mut *state {
+                s.set_len(size)?;
+            }
+        }
+        if own {
+            self.release(fh).await?;
+        }
+        let mut st = self.state.lock().unwrap();
+        if let Some(i) = st.inodes.get(ino).cloned() {
+            st.inodes.set_attr(ino, Attr { size, mtime: SystemTime::now(), ..i.attr });
+        }
+        let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
+        Ok(self.stat(&inode))
+    }
+
+    /// Every file handle still open, for flushing before unmount.
+    pub fn open_handles(&self) -> Vec<u64> {
+        self.state.lock().unwrap().handles.keys().copied().collect()
+    }
+
+    pub fn root_stat(&self) -> FsResult<Stat> {
+        let i = self.inode(ROOT)?;
+        Ok(self.stat(&i))
+    }
+
+    pub fn block_cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Reading an object through the block cache, with sequential read-ahead: the window starts at one
+//! block and doubles with each sequential read up to `MAX_WINDOW`, fetched as concurrent ranged GETs
+//! of up to `PART` bytes; a random access resets it. Read-ahead in flight is bounded by the window,
+//! so memory does not grow with file size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+
+use super::cache::{BlockCache, BlockKey};
+use super::error::{FsError, FsResult};
+use crate::object::{ObjectClient, ObjectError};
+
+pub const BLOCK: u64 = 1 << 20;
+const PART_BLOCKS: u64 = 8;
+pub const MAX_WINDOW: u64 = 64 << 20;
+
+type Fetch = Shared<BoxFuture<'static, Result<Bytes, ObjectError>>>;
+
+pub struct Reader {
+    client: Arc<dyn ObjectClient>,
+    cache: Arc<BlockCache>,
+    bucket: Arc<str>,
+    key: Arc<str>,
+    etag: Arc<str>,
+    size: u64,
+    next_offset: u64,
+    window: u64,
+    /// Block → the part fetch that brings it, and the block index the part starts at.
+    inflight: HashMap<u64, (u64, Fetch)>,
+}
+
+impl Reader {
+    pub fn new(
+        client: Arc<dyn ObjectClient>,
+        cache: Arc<BlockCache>,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        size: u64,
+    ) -> Self {
+        Reader {
+            client,
+            cache,
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: etag.into(),
+            size,
+            next_offset: 0,
+            window: BLOCK,
+            inflight: HashMap::new(),
+        }
+    }
+
+    fn block_key(&self, block: u64) -> BlockKey {
+        BlockKey { bucket: self.bucket.clone(), key: self.key.clone(), etag: self.etag.clone(), block }
+    }
+
+    pub async fn read(&mut self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let end = (offset + size as u64).min(self.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let sequential = offset == self.next_offset;
+        self.window = if sequential { (self.window * 2).min(MAX_WINDOW) } else { BLOCK };
+        self.next_offset = end;
+        let first = offset / BLOCK;
+        let last = (end - 1) / BLOCK;
+        let last_block_of_object = (self.size - 1) / BLOCK;
+        let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
+        self.schedule(first, ahead.min(last_block_of_object + 1));
+
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for block in first..=last {
+            let data = self.block(block).await?;
+            let block_start = block * BLOCK;
+            let from = offset.saturating_sub(block_start) as usize;
+            let to = ((end - block_start) as usize).min(data.len());
+            if from < to {
+                out.extend_from_slice(&data[from..to]);
+            }
+        }
+        // Parts already delivered stay reachable through the cache.
+        self.inflight.retain(|_, (_, f)| f.peek().is_none());
+        Ok(out)
+    }
+
+    /// Starts fetches for blocks in `from..to` that are neither cached nor in flight, grouped into
+    /// parts of up to `PART_BLOCKS` contiguous blocks.
+    fn schedule(&mut self, from: u64, to: u64) {
+        let mut block = from;
+        while block < to {
+            if self.inflight.contains_key(&block) || self.cache.contains(&self.block_key(block)) {
+                block += 1;
+                continue;
+            }
+            let start = block;
+            while block < to
+                && block - start < PART_BLOCKS
+                && !self.inflight.contains_key(&block)
+                && !self.cache.contains(&self.block_key(block))
+            {
+                block += 1;
+            }
+            let fetch = self.fetch(start, block);
+            for b in start..block {
+                self.inflight.insert(b, (start, fetch.clone()));
+            }
+        }
+    }
+
+    fn fetch(&self, first: u64, end_block: u64) -> Fetch {
+        let (client, cache) = (self.client.clone(), self.cache.clone());
+        let (bucket, key, etag) = (self.bucket.clone(), self.key.clone(), self.etag.clone());
+        let range = first * BLOCK..(end_block * BLOCK).min(self.size);
+        let task = tokio::spawn(async move {
+            let etag_arg = Some(etag.as_ref()).filter(|e| !e.is_empty());
+            let data = client.get_range(&bucket, &key, range, etag_arg).await?;
+            for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
+                let k = BlockKey { bucket: bucket.clone(), key: key.clone(), etag: etag.clone(), block: first + i as u64 };
+                cache.insert(k, data.slice_ref(chunk));
+            }
+            Ok(data)
+        });
+        async move { task.await.unwrap_or_else(|e| Err(ObjectError::Other(format!("read task failed: {e}")))) }
+            .boxed()
+            .shared()
+    }
+
+    async fn block(&mut self, block: u64) -> FsResult<Bytes> {
+        if let Some(data) = self.cache.get(&self.block_key(block)) {
+            return Ok(data);
+        }
+        let (start, fetch) = match self.inflight.get(&block) {
+            Some(f) => f.clone(),
+            None => {
+                self.schedule(block, block + 1);
+                self.inflight.get(&block).cloned().ok_or_else(|| FsError::Io("read was not scheduled".into()))?
+            }
+        };
+        let part = fetch.await.map_err(FsError::from)?;
+        let from = ((block - start) * BLOCK) as usize;
+        let to = (from + BLOCK as usize).min(part.len());
+        if from >= to {
+            return Ok(Bytes::new());
+        }
+        Ok(part.slice(from..to))
+    }
+}

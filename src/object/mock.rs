@@ -1,0 +1,214 @@
+//! An in-memory `ObjectClient` for unit and property tests: S3's listing semantics (lexicographic,
+//! delimiter `/`, paging), ETags that change on every write, and per-bucket write denial.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+
+#[derive(Default)]
+pub struct MockObjectClient {
+    buckets: Mutex<BTreeMap<String, BTreeMap<String, (Bytes, ObjectInfo)>>>,
+    read_only: Mutex<HashSet<String>>,
+    page_size: usize,
+    version: AtomicU64,
+    /// Requests served, by operation name, for tests that count them.
+    pub calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl MockObjectClient {
+    pub fn new() -> Self {
+        MockObjectClient { page_size: 1000, ..Default::default() }
+    }
+
+    pub fn with_page_size(page_size: usize) -> Self {
+        MockObjectClient { page_size: page_size.max(1), ..Default::default() }
+    }
+
+    pub fn add_bucket(&self, name: &str) {
+        self.buckets.lock().unwrap().entry(name.to_string()).or_default();
+    }
+
+    /// Writes to this bucket fail with AccessDenied, as for a read-only policy.
+    pub fn deny_writes(&self, bucket: &str) {
+        self.read_only.lock().unwrap().insert(bucket.to_string());
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Bytes> {
+        self.buckets.lock().unwrap().get(bucket)?.get(key).map(|(b, _)| b.clone())
+    }
+
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        self.buckets.lock().unwrap().get(bucket).map(|b| b.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn calls_of(&self, op: &'static str) -> u64 {
+        self.calls.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+
+    fn count(&self, op: &'static str) {
+        *self.calls.lock().unwrap().entry(op).or_default() += 1;
+    }
+
+    /// Stores an object directly (a change "behind the mount's back" in tests).
+    pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Bytes>) -> ObjectInfo {
+        let body = body.into();
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: body.len() as u64,
+            etag: format!("\"v{}\"", self.version.fetch_add(1, Ordering::Relaxed) + 1),
+            last_modified: SystemTime::now(),
+        };
+        self.buckets.lock().unwrap().entry(bucket.to_string()).or_default().insert(key.to_string(), (body, info.clone()));
+        info
+    }
+
+    fn check_write(&self, bucket: &str) -> Result<(), ObjectError> {
+        if !self.buckets.lock().unwrap().contains_key(bucket) {
+            return Err(ObjectError::NotFound);
+        }
+        if self.read_only.lock().unwrap().contains(bucket) {
+            return Err(ObjectError::AccessDenied);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectClient for MockObjectClient {
+    async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
+        self.count("ListBuckets");
+        Ok(self.buckets.lock().unwrap().keys().cloned().collect())
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, ObjectError> {
+        self.count("ListObjectsV2");
+        let buckets = self.buckets.lock().unwrap();
+        let objects = buckets.get(bucket).ok_or(ObjectError::NotFound)?;
+        // Every entry of the listing in order: objects by key, common prefixes by prefix.
+        let mut entries: Vec<(String, Option<ObjectInfo>)> = Vec::new();
+        for (key, (_, info)) in objects.range(prefix.to_string()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            match key[prefix.len()..].find('/') {
+                Some(i) => {
+                    let common = key[..prefix.len() + i + 1].to_string();
+                    if entries.last().map(|e| &e.0) != Some(&common) {
+                        entries.push((common, None));
+                    }
+                }
+                None => entries.push((key.clone(), Some(info.clone()))),
+            }
+        }
+        let start = continuation.unwrap_or_default();
+        let mut rest = entries.into_iter().filter(|(name, _)| start.is_empty() || *name > start).peekable();
+        let mut page = ListPage::default();
+        for (name, info) in rest.by_ref().take(self.page_size) {
+            match info {
+                Some(info) => page.objects.push(info),
+                None => page.prefixes.push(name.clone()),
+            }
+            page.continuation = Some(name);
+        }
+        if rest.peek().is_none() {
+            page.continuation = None;
+        }
+        Ok(page)
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
+        self.count("HeadObject");
+        let buckets = self.buckets.lock().unwrap();
+        buckets.get(bucket).and_then(|b| b.get(key)).map(|(_, i)| i.clone()).ok_or(ObjectError::NotFound)
+    }
+
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, ObjectError> {
+        self.count("GetObject");
+        let buckets = self.buckets.lock().unwrap();
+        let (body, info) = buckets.get(bucket).and_then(|b| b.get(key)).ok_or(ObjectError::NotFound)?;
+        if etag.is_some_and(|e| e != info.etag) {
+            return Err(ObjectError::Changed);
+        }
+        let end = range.end.min(body.len() as u64) as usize;
+        let start = (range.start as usize).min(end);
+        Ok(body.slice(start..end))
+    }
+
+    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
+        self.count("PutObject");
+        self.check_write(bucket)?;
+        let body = std::fs::read(path).map_err(|e| ObjectError::Other(e.to_string()))?;
+        Ok(self.insert(bucket, key, body))
+    }
+
+    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+        self.count("PutObject");
+        self.check_write(bucket)?;
+        Ok(self.insert(bucket, key, body))
+    }
+
+    async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
+        self.count("CopyObject");
+        self.check_write(bucket)?;
+        let body = self.object(bucket, from).ok_or(ObjectError::NotFound)?;
+        self.insert(bucket, to, body);
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.count("DeleteObject");
+        self.check_write(bucket)?;
+        if let Some(b) = self.buckets.lock().unwrap().get_mut(bucket) {
+            b.remove(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn delimiter_listing_pages_like_s3() {
+        let c = MockObjectClient::with_page_size(2);
+        c.add_bucket("b");
+        for k in ["a.txt", "d/1", "d/2", "d/3", "e/", "f.txt", "g/x/y"] {
+            c.insert("b", k, "x");
+        }
+        let mut objects = Vec::new();
+        let mut prefixes = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c.list_page("b", "", token).await.unwrap();
+            objects.extend(page.objects.into_iter().map(|o| o.key));
+            prefixes.extend(page.prefixes);
+            match page.continuation {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(objects, ["a.txt", "f.txt"]);
+        assert_eq!(prefixes, ["d/", "e/", "g/"]);
+        let inside = c.list_page("b", "d/", None).await.unwrap();
+        assert_eq!(inside.objects.len(), 2);
+    }
+}

@@ -1,0 +1,79 @@
+//! Object client layer: the few S3 operations the filesystem needs, behind `ObjectClient`, so the
+//! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
+
+pub mod mock;
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+/// One object as a listing or HEAD describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: SystemTime,
+}
+
+/// One page of a delimiter listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectInfo>,
+    /// Common prefixes, each ending in the delimiter.
+    pub prefixes: Vec<String>,
+    pub continuation: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ObjectError {
+    #[error("no such bucket or key")]
+    NotFound,
+    #[error("access denied")]
+    AccessDenied,
+    /// The object changed since it was first read (If-Match failed).
+    #[error("the object changed while it was being read")]
+    Changed,
+    /// No valid credentials and none can be had until the user logs in again.
+    #[error("{0}")]
+    NoCredentials(String),
+    /// Still failing after retries (throttling, 5xx, network).
+    #[error("S3 unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[async_trait::async_trait]
+pub trait ObjectClient: Send + Sync + 'static {
+    /// Buckets the caller may list (MinIO filters by policy).
+    async fn list_buckets(&self) -> Result<Vec<String>, ObjectError>;
+
+    /// One page of `ListObjectsV2` with delimiter `/`.
+    async fn list_page(&self, bucket: &str, prefix: &str, continuation: Option<String>)
+    -> Result<ListPage, ObjectError>;
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError>;
+
+    /// Bytes `range` of the object, only if its ETag is still `etag` (when given).
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, ObjectError>;
+
+    /// Uploads a local file as the object (multipart when large); returns the new object's info.
+    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError>;
+
+    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError>;
+
+    /// Server-side copy within a bucket.
+    async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError>;
+
+    /// Deleting a missing key succeeds, as in S3.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError>;
+}
