@@ -51,6 +51,7 @@ struct ProfileFile {
     duration_seconds: Option<u64>,
     token: Option<StsToken>,
     ca_file: Option<PathBuf>,
+    accept_v1_issuer: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +76,8 @@ pub struct Profile {
     pub duration_seconds: Option<u64>,
     pub token: StsToken,
     pub ca_file: Option<PathBuf>,
+    /// Also accept ID tokens from Azure's v1 issuer `https://sts.windows.net/{tid}/` (same tenant).
+    pub accept_v1_issuer: bool,
 }
 
 /// Where configuration comes from; tests point these at temp files.
@@ -101,9 +104,30 @@ impl Sources {
 const AZURE_AUTHORITY: &str = "https://login.microsoftonline.com";
 const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
+/// Values given on the command line; they win over every file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub issuer: Option<String>,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub endpoint: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub accept_v1_issuer: Option<bool>,
+}
+
 /// Loads and merges the configuration, then picks a profile (`wanted`, else `default_profile`, else
 /// the only one).
 pub fn load_profile(sources: &Sources, wanted: Option<&str>) -> Result<Profile, ConfigError> {
+    load_profile_with(sources, wanted, &Overrides::default())
+}
+
+/// [`load_profile`], then the command line's values on top. A `--tenant` given without `--issuer`
+/// replaces the file's issuer too, so the two never contradict each other.
+pub fn load_profile_with(
+    sources: &Sources,
+    wanted: Option<&str>,
+    overrides: &Overrides,
+) -> Result<Profile, ConfigError> {
     let mut default_profile = None;
     let mut profiles: BTreeMap<String, ProfileFile> = BTreeMap::new();
     let mut found_any = false;
@@ -135,10 +159,22 @@ pub fn load_profile(sources: &Sources, wanted: Option<&str>) -> Result<Profile, 
         None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
         None => return Err(ConfigError::Ambiguous(names())),
     };
-    let Some(p) = profiles.get(&name).cloned() else {
+    let Some(mut p) = profiles.get(&name).cloned() else {
         return Err(ConfigError::UnknownProfile(name, names()));
     };
-    resolve(name, p)
+    if overrides.tenant.is_some() && overrides.issuer.is_none() {
+        p.issuer = None;
+    }
+    let cli = ProfileFile {
+        issuer: overrides.issuer.clone(),
+        tenant: overrides.tenant.clone(),
+        client_id: overrides.client_id.clone(),
+        endpoint: overrides.endpoint.clone(),
+        ca_file: overrides.ca_file.clone(),
+        accept_v1_issuer: overrides.accept_v1_issuer,
+        ..ProfileFile::default()
+    };
+    resolve(name, merge(p, cli))
 }
 
 fn read_file(path: &Path, required: bool) -> Result<Option<ConfigFile>, ConfigError> {
@@ -164,6 +200,7 @@ fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
         duration_seconds: over.duration_seconds.or(base.duration_seconds),
         token: over.token.or(base.token),
         ca_file: over.ca_file.or(base.ca_file),
+        accept_v1_issuer: over.accept_v1_issuer.or(base.accept_v1_issuer),
     }
 }
 
@@ -202,6 +239,7 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
         duration_seconds: p.duration_seconds,
         token: p.token.unwrap_or_default(),
         ca_file: p.ca_file,
+        accept_v1_issuer: p.accept_v1_issuer.unwrap_or(false),
     })
 }
 
@@ -257,6 +295,20 @@ mod tests {
         let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\n");
         let err = load_profile(&Sources { extra: Some(f), ..Default::default() }, Some("b")).unwrap_err();
         assert!(err.to_string().contains("profiles found: a"), "{err}");
+    }
+
+    #[test]
+    fn command_line_wins_over_files() {
+        let d = tempdir("cli");
+        let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i/t/v2.0\"\n");
+        let sources = Sources { extra: Some(f), ..Default::default() };
+        let o = Overrides { client_id: Some("y".into()), accept_v1_issuer: Some(true), ..Default::default() };
+        let p = load_profile_with(&sources, None, &o).unwrap();
+        assert_eq!((p.client_id.as_str(), p.issuer.as_str(), p.accept_v1_issuer), ("y", "https://i/t/v2.0", true));
+        let o = Overrides { tenant: Some("organizations".into()), ..Default::default() };
+        let p = load_profile_with(&sources, None, &o).unwrap();
+        assert_eq!(p.issuer, "https://login.microsoftonline.com/organizations/v2.0");
+        assert!(!load_profile(&sources, None).unwrap().accept_v1_issuer);
     }
 
     #[test]

@@ -2,41 +2,120 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use ssofs::config::{self, Sources};
-use ssofs::identity::{TokenStore, login};
+use ssofs::config::{self, Overrides, Sources};
+use ssofs::identity::TokenStore;
+use ssofs::identity::browser::{self, BrowserOptions};
+use ssofs::identity::login::{self, DevicePolling};
+use ssofs::identity::status::{self, Status};
 
 /// Log in to Azure AD (Entra ID) and use your MinIO buckets with short-lived per-user credentials.
+///
+/// Configuration comes from /etc/ssofs/config.toml, then $XDG_CONFIG_HOME/ssofs/config.toml
+/// (~/.config/ssofs/config.toml), then --config FILE or $SSOFS_CONFIG, later files winning key by key;
+/// the profile flags below win over all of them. Tokens are kept under $SSOFS_STATE_DIR, else
+/// $XDG_STATE_HOME/ssofs (~/.local/state/ssofs), in 0600 files. Set SSOFS_LOG (e.g. `debug`) for logs;
+/// they never contain tokens.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
-    /// Extra config file, read after /etc/ssofs/config.toml and ~/.config/ssofs/config.toml (env: SSOFS_CONFIG).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Extra config file, read after /etc/ssofs/config.toml and ~/.config/ssofs/config.toml.
+    #[arg(long, global = true, value_name = "FILE", env = "SSOFS_CONFIG")]
     config: Option<PathBuf>,
     /// Profile to use (default: `default_profile` from the config, or the only profile).
     #[arg(long, global = true, value_name = "P")]
     profile: Option<String>,
+    #[command(flatten)]
+    overrides: ProfileFlags,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Values that override the profile's.
+#[derive(Args)]
+struct ProfileFlags {
+    /// OpenID issuer URL, overriding the profile's `issuer`/`tenant`
+    /// (e.g. https://login.microsoftonline.com/<tenant>/v2.0).
+    #[arg(long, global = true, value_name = "URL")]
+    issuer: Option<String>,
+    /// Azure tenant (GUID, domain, `organizations` or `common`), overriding the profile's issuer.
+    #[arg(long, global = true, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// Application (client) id of the app registration, overriding the profile's `client_id`.
+    #[arg(long, global = true, value_name = "ID")]
+    client_id: Option<String>,
+    /// S3/STS endpoint URL, overriding the profile's `endpoint`.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Extra CA certificate (PEM) to trust for the identity provider, overriding `ca_file`.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Also accept ID tokens from Azure's v1 issuer https://sts.windows.net/<tid>/ (same tenant);
+    /// same as `accept_v1_issuer = true` in the profile.
+    #[arg(long, global = true)]
+    accept_v1_issuer: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Sign in with the device-code flow and store the tokens (state dir: $SSOFS_STATE_DIR or ~/.local/state/ssofs).
-    Login,
-    /// Show who is signed in for the profile and until when.
-    Status,
+    /// Sign in and store the tokens.
+    ///
+    /// Without --device-code or --browser, ssofs opens a browser when one can be opened ($BROWSER is
+    /// set, or DISPLAY/WAYLAND_DISPLAY is) and uses the device code otherwise. The browser flow
+    /// listens on a free loopback port (redirect URI http://localhost:PORT/; register http://localhost
+    /// under "Mobile and desktop applications" in the app registration). The device-code flow needs
+    /// "Allow public client flows" enabled in the app registration.
+    Login(LoginArgs),
+    /// Show who is signed in for the profile: user, tenant, groups, expiry. Never prints a token.
+    Status {
+        /// Print JSON: profile, logged_in, upn, name, tid, oid, groups (a count or "overage"), roles,
+        /// expires_at (RFC 3339), expired, refresh_token_present, issuer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the stored ID token says about you.
+    Token {
+        /// Print the decoded claims of the current ID token as JSON (no header, no signature, never
+        /// the token itself). Required: ssofs does not print tokens.
+        #[arg(long, required = true)]
+        claims: bool,
+    },
     /// Forget the stored tokens of the profile.
     Logout,
 }
 
+#[derive(Args)]
+struct LoginArgs {
+    /// Use the device-code flow: print a URL, a code and a QR code, to sign in from any device.
+    #[arg(long, conflicts_with = "browser")]
+    device_code: bool,
+    /// Use the browser flow (authorization code + PKCE on a loopback redirect), e.g. when
+    /// Conditional Access or MFA requires a sign-in from this device.
+    #[arg(long)]
+    browser: bool,
+    /// Account to pre-fill on the sign-in page (browser flow; Azure's login_hint).
+    #[arg(long, value_name = "USER")]
+    login_hint: Option<String>,
+    /// How long the browser flow waits for the sign-in to come back, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = browser::DEFAULT_TIMEOUT.as_secs())]
+    timeout: u64,
+    /// Do not print a QR code with the device code.
+    #[arg(long)]
+    no_qr: bool,
+    /// Poll the device-code endpoint this often instead of the interval the provider asks for, until
+    /// it answers slow_down. For testing.
+    #[arg(long, value_name = "SECS", hide = true)]
+    poll_interval: Option<u64>,
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SSOFS_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // The clock warning is printed plainly below; its log line shows only when SSOFS_LOG asks.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSOFS_LOG")
+        .unwrap_or_else(|_| "warn,ssofs::identity::clock=off".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,15 +127,45 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let profile =
-        config::load_profile(&Sources::standard(cli.config), cli.profile.as_deref()).map_err(|e| e.to_string())?;
+    let f = cli.overrides;
+    let overrides = Overrides {
+        issuer: f.issuer,
+        tenant: f.tenant,
+        client_id: f.client_id,
+        endpoint: f.endpoint,
+        ca_file: f.ca_file,
+        accept_v1_issuer: f.accept_v1_issuer.then_some(true),
+    };
+    let profile = config::load_profile_with(&Sources::standard(cli.config), cli.profile.as_deref(), &overrides)
+        .map_err(|e| e.to_string())?;
     let store_dir = TokenStore::default_dir().map_err(|e| e.to_string())?;
     let store = TokenStore::open(&store_dir).map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Login => {
+        Command::Login(args) => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            let tokens =
-                rt.block_on(login::device_code(&profile, &mut std::io::stdout())).map_err(|e| e.to_string())?;
+            let use_browser = args.browser || (!args.device_code && browser::available());
+            let tokens = rt
+                .block_on(async {
+                    let provider = login::discover(&profile).await?;
+                    if let Some(warning) = &provider.clock_warning {
+                        eprintln!("ssofs: warning: {warning}");
+                    }
+                    let mut out = std::io::stdout();
+                    if use_browser {
+                        let opts = BrowserOptions {
+                            timeout: Duration::from_secs(args.timeout.max(1)),
+                            login_hint: args.login_hint.clone(),
+                        };
+                        browser::sign_in(&provider, &profile, &mut out, &opts).await
+                    } else {
+                        let polling = DevicePolling {
+                            interval_override: args.poll_interval.map(Duration::from_secs),
+                            qr: !args.no_qr,
+                        };
+                        login::device_code_with(&provider, &profile, &mut out, &polling).await
+                    }
+                })
+                .map_err(|e| e.to_string())?;
             store.save(&profile.name, &tokens).map_err(|e| e.to_string())?;
             println!(
                 "Signed in as {} (profile {}).",
@@ -65,22 +174,26 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Status => {
-            match store.load(&profile.name).map_err(|e| e.to_string())? {
-                Some(t) => println!(
-                    "profile {}: signed in as {}; ID token valid until {}; refresh token {}",
-                    profile.name,
-                    t.username.as_deref().unwrap_or("unknown user"),
-                    time::OffsetDateTime::from_unix_timestamp(t.id_token_expires_at)
-                        .ok()
-                        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
-                        .unwrap_or_else(|| t.id_token_expires_at.to_string()),
-                    if t.refresh_token.is_some() { "present" } else { "absent" }
-                ),
-                None => {
-                    println!("profile {}: not signed in; run `ssofs login --profile {}`", profile.name, profile.name)
-                }
+        Command::Status { json } => {
+            let status = match store.load(&profile.name).map_err(|e| e.to_string())? {
+                Some(t) => Status::of(&profile.name, &t, login::now_unix()),
+                None => Status::not_logged_in(&profile.name),
+            };
+            if json {
+                let text = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                print!("{}", status.text());
             }
+            Ok(())
+        }
+        Command::Token { claims: _ } => {
+            let tokens = store.load(&profile.name).map_err(|e| e.to_string())?.ok_or_else(|| {
+                format!("profile {}: not signed in; run `ssofs login --profile {}`", profile.name, profile.name)
+            })?;
+            let claims = status::claims(&tokens)?;
+            let text = serde_json::to_string_pretty(&claims).map_err(|e| e.to_string())?;
+            println!("{text}");
             Ok(())
         }
         Command::Logout => {

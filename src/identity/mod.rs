@@ -1,9 +1,14 @@
 //! Identity layer: log the user in against the OpenID provider (Azure AD) and keep their tokens.
 
+pub mod browser;
+pub mod clock;
 pub mod login;
+pub mod qr;
 pub mod refresh;
 pub mod source;
+pub mod status;
 pub mod store;
+pub mod verify;
 
 pub use refresh::StoreTokenSource;
 pub use source::{TokenError, TokenSource, WebIdentityToken};
@@ -38,6 +43,8 @@ pub fn azure_advice(error: &str, code: Option<u32>) -> String {
         Some(53003) => "Blocked by Conditional Access; try `ssofs login --browser` from a compliant device",
         Some(50076 | 50079) => "Multi-factor authentication is required: use `ssofs login --browser`",
         Some(700082 | 50173 | 70043) => "Your sign-in has expired or was revoked: run `ssofs login` again",
+        Some(90002) => "The tenant does not exist: check the profile's tenant (or issuer)",
+        Some(54005 | 70008) => "The sign-in took too long or was already used: run `ssofs login` again",
         Some(70020) => "The code expired before it was entered: run `ssofs login` again and enter the code sooner",
         _ => "",
     };
@@ -81,5 +88,31 @@ mod tests {
     fn advice_names_the_fix() {
         assert!(azure_advice("invalid_client", Some(7000218)).contains("Allow public client flows"));
         assert!(azure_advice("authorization_declined", None).contains("declined"));
+    }
+
+    /// Every code the issue lists, with the error name Azure sends it under.
+    #[test]
+    fn each_listed_azure_code_has_its_own_advice() {
+        let cases: [(&str, u32, &str); 10] = [
+            ("invalid_client", 7000218, "Allow public client flows"),
+            ("unauthorized_client", 700016, "not registered in this tenant"),
+            ("invalid_request", 50011, "redirect URI"),
+            ("invalid_grant", 65001, "consent"),
+            ("invalid_grant", 53003, "Conditional Access"),
+            ("interaction_required", 50076, "--browser"),
+            ("interaction_required", 50079, "--browser"),
+            ("invalid_grant", 700082, "ssofs login"),
+            ("invalid_grant", 50173, "ssofs login"),
+            ("invalid_grant", 70043, "ssofs login"),
+        ];
+        for (error, code, needle) in cases {
+            let advice = azure_advice(error, Some(code));
+            assert!(advice.contains(needle), "AADSTS{code}: {advice}");
+            let shown = IdentityError::Refused { error: error.into(), code: Some(code), advice }.to_string();
+            assert!(shown.contains(&format!("AADSTS{code}")) && shown.contains(error), "{shown}");
+        }
+        assert!(azure_advice("interaction_required", Some(50076)).contains("Multi-factor"));
+        assert!(azure_advice("invalid_grant", Some(53003)).contains("compliant device"));
+        assert!(azure_advice("invalid_request", Some(90002)).contains("tenant"));
     }
 }

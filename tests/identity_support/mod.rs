@@ -1,0 +1,138 @@
+//! Shared by the identity tests: a devstack in-process, the `ssofs` binary run against it with a clean
+//! environment, and the control API.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use ssofs_devstack::{Config, Running};
+
+pub struct Stack {
+    pub running: Running,
+    pub dir: PathBuf,
+    pub state: PathBuf,
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let d = std::env::temp_dir().join(format!("ssofs-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Stack {
+    pub async fn start(tag: &str, tweak: impl FnOnce(&mut Config)) -> Stack {
+        let dir = temp_dir(tag);
+        let mut cfg = Config::new(dir.join("devstack"));
+        cfg.device_code_interval = Duration::from_secs(1);
+        tweak(&mut cfg);
+        let running = ssofs_devstack::start(cfg).await.expect("devstack starts");
+        Stack { running, state: dir.join("state"), dir }
+    }
+
+    /// The `ssofs` command against this devstack's profile, with nothing from the caller's environment
+    /// that changes its behaviour (browser, display, logging, user config).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ssofs"));
+        c.args(args)
+            .env("SSOFS_CONFIG", &self.running.profile_file)
+            .env("SSOFS_STATE_DIR", &self.state)
+            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
+            .env_remove("BROWSER")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("SSOFS_LOG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `ssofs` to completion off the async runtime (the devstack runs on it).
+    pub async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap()
+    }
+
+    /// Starts `ssofs` with stdout piped, for tests that act on what it prints while it waits.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    pub async fn control(&self, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/{path}", self.running.control_url))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "control {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    pub fn token_file(&self, profile: &str) -> PathBuf {
+        self.state.join(format!("{profile}.tokens.json"))
+    }
+
+    /// Writes an extra profile next to the devstack's one and returns a config file holding both.
+    pub fn config_with(&self, extra: &str) -> PathBuf {
+        let base = std::fs::read_to_string(&self.running.profile_file).unwrap();
+        let path = self.dir.join("extra.toml");
+        std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
+        path
+    }
+}
+
+/// Reads the child's stdout until a line contains `needle`; returns the lines read so far and the
+/// reader to go on with.
+pub fn read_until(child: &mut Child, needle: &str) -> (Vec<String>, BufReader<std::process::ChildStdout>) {
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("ssofs ended before printing {needle:?}: {lines:?}");
+        }
+        let found = line.contains(needle);
+        lines.push(line);
+        if found {
+            return (lines, reader);
+        }
+    }
+}
+
+/// The user code in "... enter the code ABCD ..." as ssofs prints it.
+pub fn user_code(line: &str) -> String {
+    line.split("enter the code ").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A `$BROWSER` that signs in headlessly: fetch the authorize URL without following the redirect,
+/// then call the loopback Location it points at, as a browser would.
+pub fn curl_browser(dir: &Path) -> PathBuf {
+    script(
+        dir,
+        "browser.sh",
+        "#!/bin/sh\nloc=$(curl -s -o /dev/null -w '%{redirect_url}' \"$1\")\n[ -n \"$loc\" ] || exit 1\n\
+         curl -s \"$loc\" > \"$(dirname \"$0\")/loopback-page.html\"\n",
+    )
+}
+
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
