@@ -131,6 +131,36 @@ impl InodeTable {
         self.by_name.remove(&(parent, name.to_string()));
     }
 
+    /// After a rename in S3: the kernel keeps using the same inode under its new name, so the inode
+    /// (and, for a directory, every known inode below it) must now describe the new keys.
+    /// Returns the inodes whose keys changed.
+    pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Vec<u64> {
+        let Some(ino) = self.by_name.remove(&(parent, name.to_string())) else { return Vec::new() };
+        // Whatever the new name pointed to is replaced.
+        self.by_name.insert((new_parent, new_name.to_string()), ino);
+        let new_prefix = self.by_ino.get(&new_parent).map(|p| p.key.clone()).unwrap_or_default();
+        let Some(inode) = self.by_ino.get_mut(&ino) else { return Vec::new() };
+        let old_key = inode.key.clone();
+        let bucket = inode.bucket.clone();
+        inode.parent = new_parent;
+        inode.name = new_name.to_string();
+        inode.key = match inode.kind {
+            Kind::Dir => format!("{new_prefix}{new_name}/"),
+            _ => format!("{new_prefix}{new_name}"),
+        };
+        let new_key = inode.key.clone();
+        let mut changed = vec![ino];
+        if inode.kind == Kind::Dir {
+            for other in self.by_ino.values_mut() {
+                if other.ino != ino && other.bucket == bucket && other.key.starts_with(&old_key) {
+                    other.key = format!("{new_key}{}", &other.key[old_key.len()..]);
+                    changed.push(other.ino);
+                }
+            }
+        }
+        changed
+    }
+
     /// The kernel was handed `ino` in an entry reply.
     pub fn remember(&mut self, ino: u64) {
         if let Some(i) = self.by_ino.get_mut(&ino) {

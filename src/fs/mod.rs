@@ -651,8 +651,9 @@ impl Fs {
         st.listings.remove(&parent);
         st.listings.remove(&new_parent);
         st.negative.remove(&(new_parent, new_name.to_string()));
-        st.inodes.unlink(parent, name);
-        st.inodes.unlink(new_parent, new_name);
+        for ino in st.inodes.rename(parent, name, new_parent, new_name) {
+            st.listings.remove(&ino);
+        }
         Ok(())
     }
 
