@@ -4,6 +4,7 @@
 //! token store) → credentials (STS) → object client → filesystem → FUSE.
 
 pub mod config;
+pub mod credentials;
 pub mod fs;
 pub mod identity;
 pub mod object;

@@ -1,0 +1,160 @@
+//! The credentials layer's one error type. STS refusals are translated into what went wrong and what
+//! to change (MinIO's own texts are terse and name no fix); every variant says whether it is
+//! transient (retrying may help) or permanent (only a new login or a configuration change helps).
+
+use std::time::SystemTime;
+
+use crate::identity::TokenError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CredentialError {
+    /// The identity layer could not hand out a token (login required, IdP down, ...).
+    #[error("{0}")]
+    Token(#[from] TokenError),
+
+    #[error(
+        "STS refused the token's audience: the token is for {token_audience}, the application (client) id of the app \
+         registration{profile_note}, but MinIO's identity_openid client_id is a different one. Set MinIO's client_id \
+         (MINIO_IDENTITY_OPENID_CLIENT_ID) to the app registration's client id, or set the profile's client_id to the \
+         app registration MinIO is configured with (MinIO: {server_message})"
+    )]
+    AudienceMismatch { token_audience: String, profile_note: String, server_message: String },
+
+    #[error(
+        "STS refused the token: the `{claim}` claim is missing because the user is in more than 200 groups, so Azure \
+         AD put a groups overage reference (`_claim_names`) in the token instead of the groups. Use app roles \
+         (MinIO claim_name=roles), or emit only the groups assigned to the application (MinIO: {server_message})"
+    )]
+    GroupsOverage { claim: String, server_message: String },
+
+    #[error(
+        "STS refused the token: it has no `{claim}` claim, which MinIO maps to policies: enable the groups claim in \
+         the app registration, or use app roles (Token configuration → Add groups claim; or MinIO claim_name=roles). \
+         MinIO: {server_message}"
+    )]
+    ClaimMissing { claim: String, server_message: String },
+
+    #[error(
+        "STS refused the token: none of the policies it names are defined in MinIO ({}). Create MinIO policies with \
+         these names (for Azure groups: the group object ids) or check MinIO's claim_name (MinIO: {server_message})",
+        policies.join(", ")
+    )]
+    NoPoliciesDefined { policies: Vec<String>, server_message: String },
+
+    #[error(
+        "STS refused the token: {server_message}. MinIO checks the token's times (iat, nbf, exp) with zero leeway, so \
+         the clocks disagree: {measured}. Synchronise the clocks (NTP) of MinIO, the identity provider and this machine"
+    )]
+    ClockSkew {
+        server_message: String,
+        /// The measured offsets, in words.
+        measured: String,
+        /// Seconds the token's issuer is ahead of MinIO (from `iat`/`nbf`/`exp` and MinIO's HTTP Date).
+        issuer_ahead_of_minio: Option<i64>,
+        /// Seconds this machine's clock is ahead of MinIO's HTTP Date.
+        local_ahead_of_minio: Option<i64>,
+    },
+
+    #[error(
+        "STS refused the token: its signature does not verify ({server_message}). Either the identity provider \
+         rotated its signing keys and MinIO has not fetched the new ones yet (token key id {kid}), or MinIO's \
+         config_url names a different tenant than the token's issuer {issuer}"
+    )]
+    InvalidSignature { kid: String, issuer: String, server_message: String },
+
+    /// Any other refusal (4xx) by STS, with MinIO's/AWS's code and message.
+    #[error("STS refused the request: {code}: {message}{hint}")]
+    StsRefused { code: String, message: String, hint: String },
+
+    /// Network failure, timeout, 5xx or throttling: worth retrying.
+    #[error("STS at {endpoint} is unavailable: {detail}")]
+    StsUnavailable { endpoint: String, detail: String },
+
+    /// The STS answer could not be read (not XML, missing fields). Probably not an STS at all.
+    #[error(
+        "STS at {endpoint} answered HTTP {status} with a reply ssofs cannot read: {detail}. Check the profile's endpoint"
+    )]
+    BadStsReply { endpoint: String, status: u16, detail: String },
+
+    /// Bad settings: no endpoint, unreadable ca_file, invalid URL.
+    #[error("{0}")]
+    Config(String),
+
+    /// The permission error: there are no valid credentials and they cannot be renewed. The
+    /// filesystem maps this to EACCES.
+    #[error("permission denied: no valid S3 credentials for profile {profile}{}: {cause}{}",
+        expired_at.map(|t| format!(" (the last ones expired at {})", rfc3339(t))).unwrap_or_default(),
+        login_advice(profile, cause))]
+    NoValidCredentials { profile: String, expired_at: Option<SystemTime>, cause: Box<CredentialError> },
+}
+
+impl CredentialError {
+    /// Retrying later may help without the user doing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CredentialError::Token(TokenError::Unavailable(_)) | CredentialError::StsUnavailable { .. } => true,
+            CredentialError::BadStsReply { status, .. } => *status >= 500,
+            CredentialError::NoValidCredentials { cause, .. } => cause.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// Only a new `ssofs login` fixes this.
+    pub fn needs_login(&self) -> bool {
+        match self {
+            CredentialError::Token(TokenError::LoginRequired { .. }) => true,
+            CredentialError::NoValidCredentials { cause, .. } => cause.needs_login(),
+            _ => false,
+        }
+    }
+
+    /// The typed "permission" error the filesystem turns into EACCES.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, CredentialError::NoValidCredentials { .. })
+    }
+
+    /// A refusal that a newer token may cure (an expired or re-signed token), as opposed to one about
+    /// the identity or MinIO's configuration.
+    pub(crate) fn newer_token_may_help(&self) -> bool {
+        match self {
+            CredentialError::InvalidSignature { .. } => true,
+            CredentialError::ClockSkew { server_message, .. } => server_message.contains("expired"),
+            _ => false,
+        }
+    }
+
+    /// Finds a `CredentialError` in an error's source chain, e.g. inside an aws-sdk `SdkError` whose
+    /// identity resolution failed.
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CredentialError> {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<CredentialError>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
+/// "Run `ssofs login`" unless the cause already says it, or a login cannot help (configuration).
+fn login_advice(profile: &str, cause: &CredentialError) -> String {
+    if cause.to_string().contains("ssofs login") {
+        return String::new();
+    }
+    if cause.is_transient() {
+        return format!(". ssofs keeps retrying; if this persists, run `ssofs login --profile {profile}`");
+    }
+    match cause {
+        CredentialError::Token(_) | CredentialError::ClockSkew { .. } | CredentialError::InvalidSignature { .. } => {
+            format!(". Run `ssofs login --profile {profile}` once this is fixed")
+        }
+        _ => format!(". Once fixed, run `ssofs login --profile {profile}` if access does not come back"),
+    }
+}
+
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{t:?}"))
+}

@@ -1,0 +1,235 @@
+//! Turns an STS refusal (code + message, as MinIO words them in cmd/sts-handlers.go and
+//! internal/config/identity/openid) into a [`CredentialError`] that says what to fix. The token's own
+//! claims (read without verification: STS already judged them) and MinIO's HTTP `Date` add the facts
+//! MinIO leaves out: the audience, the overage marker, the clock offsets.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::errors::CredentialError;
+
+/// What is known about the exchange besides MinIO's answer.
+pub(crate) struct Context<'a> {
+    /// The web identity token sent (only its claims and header are read; never logged).
+    pub token: &'a str,
+    pub profile_client_id: &'a str,
+    /// MinIO's clock, from the reply's HTTP `Date` header.
+    pub server_date: Option<SystemTime>,
+    /// This machine's clock when the reply arrived.
+    pub local_now: SystemTime,
+}
+
+pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> CredentialError {
+    let lower = message.to_ascii_lowercase();
+    let claims = jwt_part(cx.token, 1).unwrap_or_default();
+    let server_message = message.to_string();
+    if lower.contains("`aud` claim invalid") || lower.contains("`azp` claim invalid") || lower.contains("audience") {
+        let token_audience = strings(claims.get("aud")).join(", ");
+        let token_audience = if token_audience.is_empty() { "no audience".into() } else { token_audience };
+        let profile_note = if strings(claims.get("aud")).iter().any(|a| a == cx.profile_client_id) {
+            String::new()
+        } else {
+            format!(" (the profile's client_id is {})", cx.profile_client_id)
+        };
+        return CredentialError::AudienceMismatch { token_audience, profile_note, server_message };
+    }
+    if let Some(pos) = lower.find(" claim missing") {
+        let claim = message[..pos].rsplit(' ').next().unwrap_or("groups").trim_matches('`').to_string();
+        let overage = claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|names| names.contains_key(&claim) || names.contains_key("groups"));
+        return if overage {
+            CredentialError::GroupsOverage { claim, server_message }
+        } else {
+            CredentialError::ClaimMissing { claim, server_message }
+        };
+    }
+    if lower.contains("none of the given policies") {
+        return CredentialError::NoPoliciesDefined { policies: policies_named(message), server_message };
+    }
+    if lower.contains("used before issued") || lower.contains("not valid yet") || lower.contains("is expired") {
+        return clock_skew(&claims, cx, server_message);
+    }
+    if lower.contains("verification error") || lower.contains("signature") {
+        let header = jwt_part(cx.token, 0).unwrap_or_default();
+        let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("(none)").to_string();
+        return CredentialError::InvalidSignature {
+            kid: text(&header, "kid"),
+            issuer: text(&claims, "iss"),
+            server_message,
+        };
+    }
+    let hint = if lower.contains("invalid token expiry") {
+        ". The requested duration_seconds is outside MinIO's bounds (900 s to 365 days), or the token has no exp"
+    } else {
+        ""
+    };
+    CredentialError::StsRefused { code: code.to_string(), message: server_message, hint: hint.to_string() }
+}
+
+/// The policy names between backticks in "None of the given policies (`a,b`) are defined".
+fn policies_named(message: &str) -> Vec<String> {
+    let inner = message.split('`').nth(1).unwrap_or("");
+    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn clock_skew(claims: &Map<String, Value>, cx: &Context<'_>, server_message: String) -> CredentialError {
+    let secs = |t: SystemTime| match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let claim = |k: &str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
+    let server = cx.server_date.map(secs);
+    let local_ahead_of_minio = server.map(|s| secs(cx.local_now) - s);
+    // How far the issuer's clock runs ahead of MinIO's: a token "from the future" (iat/nbf after
+    // MinIO's now) shows the gap directly; an expired one only shows a lower bound.
+    let issuer_ahead_of_minio = match (server, claim("nbf").or(claim("iat")), claim("exp")) {
+        (Some(s), Some(issued), _) if issued > s => Some(issued - s),
+        (Some(s), _, Some(exp)) if exp <= s => Some(exp - s),
+        (Some(s), Some(issued), _) => Some(issued - s),
+        _ => None,
+    };
+    let mut parts = Vec::new();
+    if let (Some(s), Some(issued)) = (server, claim("iat")) {
+        parts.push(format!(
+            "the token was issued (iat) {} MinIO's clock (HTTP Date)",
+            relation(issued - s, "after", "before")
+        ));
+    }
+    if let (Some(s), Some(exp)) = (server, claim("exp"))
+        && exp <= s
+    {
+        parts.push(format!("it expired (exp) {} ago by MinIO's clock", human(s - exp)));
+    }
+    match local_ahead_of_minio {
+        Some(off) => parts.push(format!("this machine's clock is {} MinIO's", relation(off, "ahead of", "behind"))),
+        None => parts.push("MinIO sent no Date header, so its clock could not be measured".into()),
+    }
+    CredentialError::ClockSkew {
+        server_message,
+        measured: parts.join("; "),
+        issuer_ahead_of_minio,
+        local_ahead_of_minio,
+    }
+}
+
+/// "42 s after", "3 s before", "in step with".
+fn relation(secs: i64, positive: &str, negative: &str) -> String {
+    match secs {
+        0 => format!("0 s {positive} (in step with)"),
+        s if s > 0 => format!("{} {positive}", human(s)),
+        s => format!("{} {negative}", human(-s)),
+    }
+}
+
+fn human(secs: i64) -> String {
+    if secs >= 120 { format!("{secs} s ({} min)", secs / 60) } else { format!("{secs} s") }
+}
+
+/// One JWT part (0 header, 1 claims) as JSON, without verifying anything.
+pub(crate) fn jwt_part(jwt: &str, index: usize) -> Option<Map<String, Value>> {
+    let part = jwt.split('.').nth(index)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn jwt(header: Value, claims: Value) -> String {
+        let enc = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.sig", enc(&header), enc(&claims))
+    }
+
+    fn cx(token: &str, server: Option<u64>, local: u64) -> Context<'_> {
+        Context {
+            token,
+            profile_client_id: "client-a",
+            server_date: server.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+            local_now: UNIX_EPOCH + Duration::from_secs(local),
+        }
+    }
+
+    #[test]
+    fn audience_names_both_client_ids() {
+        let t = jwt(serde_json::json!({}), serde_json::json!({"aud": "client-b"}));
+        let msg = "STS JWT Token has `azp` claim invalid, `azp` must match configured OpenID Client ID";
+        let e = diagnose("InvalidParameterValue", msg, &cx(&t, None, 0));
+        let text = e.to_string();
+        assert!(matches!(e, CredentialError::AudienceMismatch { .. }), "{e:?}");
+        assert!(text.contains("client-b") && text.contains("profile's client_id is client-a"), "{text}");
+    }
+
+    #[test]
+    fn claim_missing_and_overage_are_told_apart() {
+        let msg = "groups claim missing from the JWT token, credentials will not be generated";
+        let plain = jwt(serde_json::json!({}), serde_json::json!({"sub": "x"}));
+        let e = diagnose("InvalidParameterValue", msg, &cx(&plain, None, 0));
+        assert!(e.to_string().contains("enable the groups claim in the app registration, or use app roles"), "{e}");
+        assert!(matches!(e, CredentialError::ClaimMissing { ref claim, .. } if claim == "groups"), "{e:?}");
+        let over = jwt(serde_json::json!({}), serde_json::json!({"_claim_names": {"groups": "src1"}}));
+        let e = diagnose("InvalidParameterValue", msg, &cx(&over, None, 0));
+        assert!(e.to_string().contains("more than 200 groups"), "{e}");
+    }
+
+    #[test]
+    fn undefined_policies_are_named() {
+        let msg = "None of the given policies (`p1,p2`) are defined, credentials will not be generated";
+        let e = diagnose("InvalidParameterValue", msg, &cx("x", None, 0));
+        assert!(matches!(&e, CredentialError::NoPoliciesDefined { policies, .. } if policies == &["p1", "p2"]));
+        assert!(e.to_string().contains("p1, p2"), "{e}");
+    }
+
+    #[test]
+    fn clock_skew_reports_measured_offsets() {
+        let t = jwt(serde_json::json!({}), serde_json::json!({"iat": 1120, "nbf": 1120, "exp": 4000}));
+        let e = diagnose("InvalidParameterValue", "token used before issued", &cx(&t, Some(1000), 1003));
+        let CredentialError::ClockSkew { issuer_ahead_of_minio, local_ahead_of_minio, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*issuer_ahead_of_minio, Some(120));
+        assert_eq!(*local_ahead_of_minio, Some(3));
+        let text = e.to_string();
+        assert!(text.contains("120 s (2 min) after MinIO's clock") && text.contains("3 s ahead of MinIO's"), "{text}");
+        let expired = jwt(serde_json::json!({}), serde_json::json!({"iat": 100, "exp": 900}));
+        let e = diagnose("InvalidParameterValue", "token is expired", &cx(&expired, Some(1000), 700));
+        assert!(
+            e.to_string().contains("expired (exp) 100 s ago") && e.to_string().contains("300 s (5 min) behind"),
+            "{e}"
+        );
+        assert!(e.newer_token_may_help());
+    }
+
+    #[test]
+    fn signature_names_kid_and_issuer() {
+        let t = jwt(serde_json::json!({"kid": "k1"}), serde_json::json!({"iss": "https://issuer"}));
+        let e = diagnose("InvalidParameterValue", "crypto/rsa: verification error", &cx(&t, None, 0));
+        let text = e.to_string();
+        assert!(text.contains("k1") && text.contains("https://issuer") && text.contains("rotated"), "{text}");
+    }
+
+    #[test]
+    fn garbage_tokens_and_unknown_refusals_do_not_panic() {
+        for token in ["", "a", "a.b", "...", "a.%%%.c", "e30.e30"] {
+            let e = diagnose("AccessDenied", "who knows", &cx(token, Some(5), 5));
+            assert!(matches!(e, CredentialError::StsRefused { .. }));
+            let _ = diagnose("X", "token is expired", &cx(token, None, 5)).to_string();
+            let _ = diagnose("X", "groups claim missing", &cx(token, None, 5)).to_string();
+        }
+        let e = diagnose("InvalidParameterValue", "invalid token expiry", &cx("", None, 0));
+        assert!(e.to_string().contains("duration_seconds"), "{e}");
+    }
+}
