@@ -17,8 +17,8 @@ use ssofs::identity::status::{self, Status};
 /// Configuration comes from /etc/ssofs/config.toml, then $XDG_CONFIG_HOME/ssofs/config.toml
 /// (~/.config/ssofs/config.toml), then --config FILE or $SSOFS_CONFIG, later files winning key by key;
 /// the profile flags below win over all of them. Tokens are kept under $SSOFS_STATE_DIR, else
-/// $XDG_STATE_HOME/ssofs (~/.local/state/ssofs), in 0600 files. Set SSOFS_LOG (e.g. `debug`) for logs;
-/// they never contain tokens.
+/// $XDG_STATE_HOME/ssofs (~/.local/state/ssofs), in 0600 files. Set SSOFS_LOG (or RUST_LOG), e.g. `debug`,
+/// for logs; they never contain tokens.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -114,8 +114,13 @@ struct LoginArgs {
 fn main() -> ExitCode {
     // The clock warning is printed plainly below; its log line shows only when SSOFS_LOG asks.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSOFS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| "warn,ssofs::identity::clock=off".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,7 +66,7 @@ pub enum VerifyError {
     )]
     Algorithm(String, String),
     #[error(
-        "the ID token is signed with key {0:?}, which the identity provider does not publish, even after fetching its keys again: the token was not issued by this provider, or the profile's issuer is wrong"
+        "the ID token is signed with key {0:?}, which the identity provider does not publish: the token was not issued by this provider, or the profile's issuer is wrong"
     )]
     UnknownKey(String),
     #[error(
