@@ -6,5 +6,7 @@
 pub mod config;
 pub mod credentials;
 pub mod fs;
+pub mod fuse;
 pub mod identity;
+pub mod mount;
 pub mod object;

@@ -98,14 +98,14 @@ impl InodeTable {
             Kind::Dir => format!("{}{name}/", p.key),
             Kind::File => key.unwrap_or_else(|| p.child_key(name)),
         };
-        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
-            if let Some(existing) = self.by_ino.get_mut(&ino) {
-                existing.kind = kind;
-                existing.key = key;
-                existing.bucket = bucket;
-                existing.attr = attr;
-                return existing.clone();
-            }
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string()))
+            && let Some(existing) = self.by_ino.get_mut(&ino)
+        {
+            existing.kind = kind;
+            existing.key = key;
+            existing.bucket = bucket;
+            existing.attr = attr;
+            return existing.clone();
         }
         self.insert_new(parent, name, kind, bucket, key, attr)
     }

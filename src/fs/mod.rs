@@ -204,10 +204,10 @@ impl Fs {
 
     /// The entries of a directory, from the cache when fresh.
     async fn listing(&self, dir: &Inode) -> FsResult<Listing> {
-        if let Some(l) = self.state.lock().unwrap().listings.get(&dir.ino) {
-            if l.fetched.elapsed() < self.config.dir_ttl {
-                return Ok(l.clone());
-            }
+        if let Some(l) = self.state.lock().unwrap().listings.get(&dir.ino)
+            && l.fetched.elapsed() < self.config.dir_ttl
+        {
+            return Ok(l.clone());
         }
         let entries = match dir.kind {
             Kind::Root => self
@@ -232,11 +232,7 @@ impl Fs {
     }
 
     /// Lists one prefix completely (all pages) into directory entries.
-    async fn list_dir(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> FsResult<Vec<Entry>> {
+    async fn list_dir(&self, bucket: &str, prefix: &str) -> FsResult<Vec<Entry>> {
         let mut files: Vec<ObjectInfo> = Vec::new();
         let mut dirs: Vec<String> = Vec::new();
         let mut token = None;
@@ -323,10 +319,10 @@ impl Fs {
             let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, &e.name, e.kind, attr, e.key.clone());
             return Ok(self.stat(&inode));
         }
-        if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string())) {
-            if *until > Instant::now() {
-                return Err(FsError::NotFound);
-            }
+        if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string()))
+            && *until > Instant::now()
+        {
+            return Err(FsError::NotFound);
         }
         let (kind, attr, key) = self.probe(&dir, name).await?;
         let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, name, kind, attr, key);
@@ -345,10 +341,8 @@ impl Fs {
         };
         let prefix = format!("{}{name}/", dir.key);
         let plain_key = dir.child_key(name);
-        let (head, listed) = tokio::join!(
-            self.client.head(&dir.bucket, &plain_key),
-            self.client.list_page(&dir.bucket, &prefix, None)
-        );
+        let (head, listed) =
+            tokio::join!(self.client.head(&dir.bucket, &plain_key), self.client.list_page(&dir.bucket, &prefix, None));
         let is_dir = match listed {
             Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
             Err(ObjectError::NotFound) => false,
@@ -359,7 +353,9 @@ impl Fs {
         }
         let head = if shadowed { self.client.head(&dir.bucket, &object_key).await } else { head };
         match head {
-            Ok(o) => Ok((Kind::File, self.fresh_attr(o.size, o.last_modified, Some(o.etag)), shadowed.then_some(object_key))),
+            Ok(o) => {
+                Ok((Kind::File, self.fresh_attr(o.size, o.last_modified, Some(o.etag)), shadowed.then_some(object_key)))
+            }
             Err(ObjectError::NotFound) => {
                 let until = Instant::now() + self.config.negative_ttl;
                 self.state.lock().unwrap().negative.insert((dir.ino, name.to_string()), until);
@@ -509,13 +505,13 @@ impl Fs {
     pub async fn release(&self, fh: u64) -> FsResult<()> {
         let result = self.flush(fh).await;
         let Some(handle) = self.state.lock().unwrap().handles.remove(&fh) else { return result };
-        if let Ok(handle) = Arc::try_unwrap(handle) {
-            if let HandleState::Write(staged) = handle.state.into_inner() {
-                if result.is_ok() && !staged.dirty {
-                    staged.discard();
-                } else {
-                    tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
-                }
+        if let Ok(handle) = Arc::try_unwrap(handle)
+            && let HandleState::Write(staged) = handle.state.into_inner()
+        {
+            if result.is_ok() && !staged.dirty {
+                staged.discard();
+            } else {
+                tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
             }
         }
         result
@@ -524,7 +520,12 @@ impl Fs {
     /// This mount's own change is visible at once: attributes and the parent's listing are updated.
     fn uploaded(&self, ino: u64, bucket: &str, key: &str, info: ObjectInfo) {
         let mut st = self.state.lock().unwrap();
-        let attr = Attr { size: info.size, mtime: info.last_modified, etag: Some(info.etag.clone()), valid_until: Instant::now() + self.config.attr_ttl };
+        let attr = Attr {
+            size: info.size,
+            mtime: info.last_modified,
+            etag: Some(info.etag.clone()),
+            valid_until: Instant::now() + self.config.attr_ttl,
+        };
         st.inodes.set_attr(ino, attr);
         if let Some(parent) = st.inodes.get(ino).map(|i| i.parent) {
             let name = key.rsplit('/').next().unwrap_or(key).to_string();

@@ -120,7 +120,8 @@ impl Reader {
             let etag_arg = Some(etag.as_ref()).filter(|e| !e.is_empty());
             let data = client.get_range(&bucket, &key, range, etag_arg).await?;
             for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
-                let k = BlockKey { bucket: bucket.clone(), key: key.clone(), etag: etag.clone(), block: first + i as u64 };
+                let k =
+                    BlockKey { bucket: bucket.clone(), key: key.clone(), etag: etag.clone(), block: first + i as u64 };
                 cache.insert(k, data.slice_ref(chunk));
             }
             Ok(data)

@@ -12,9 +12,12 @@ use bytes::Bytes;
 
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 
+/// Objects of one bucket: key → (body, info).
+type Objects = BTreeMap<String, (Bytes, ObjectInfo)>;
+
 #[derive(Default)]
 pub struct MockObjectClient {
-    buckets: Mutex<BTreeMap<String, BTreeMap<String, (Bytes, ObjectInfo)>>>,
+    buckets: Mutex<BTreeMap<String, Objects>>,
     read_only: Mutex<HashSet<String>>,
     page_size: usize,
     version: AtomicU64,
@@ -65,7 +68,12 @@ impl MockObjectClient {
             etag: format!("\"v{}\"", self.version.fetch_add(1, Ordering::Relaxed) + 1),
             last_modified: SystemTime::now(),
         };
-        self.buckets.lock().unwrap().entry(bucket.to_string()).or_default().insert(key.to_string(), (body, info.clone()));
+        self.buckets
+            .lock()
+            .unwrap()
+            .entry(bucket.to_string())
+            .or_default()
+            .insert(key.to_string(), (body, info.clone()));
         info
     }
 

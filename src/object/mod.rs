@@ -2,6 +2,7 @@
 //! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
 
 pub mod mock;
+pub mod s3;
 
 use std::ops::Range;
 use std::path::Path;
@@ -52,8 +53,12 @@ pub trait ObjectClient: Send + Sync + 'static {
     async fn list_buckets(&self) -> Result<Vec<String>, ObjectError>;
 
     /// One page of `ListObjectsV2` with delimiter `/`.
-    async fn list_page(&self, bucket: &str, prefix: &str, continuation: Option<String>)
-    -> Result<ListPage, ObjectError>;
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, ObjectError>;
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError>;
 

@@ -1,0 +1,278 @@
+//! `ssofs mount`: checks everything that can fail before going to the background (login, STS,
+//! mountpoint, /dev/fuse), then serves the filesystem until SIGTERM/SIGINT or an external unmount.
+//! Without `--foreground` the command returns once the child reports the mount ready; under systemd
+//! (`NOTIFY_SOCKET`) readiness is also sent with sd_notify.
+
+pub mod options;
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Profile;
+use crate::credentials::CredentialProvider;
+use crate::fs::{Fs, FsConfig};
+use crate::fuse::FuseAdapter;
+use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
+use crate::object::ObjectClient;
+use crate::object::s3::S3ObjectClient;
+pub use options::MountOptions;
+
+/// Environment variable carrying the readiness pipe from the parent to the background child.
+const READY_FD_ENV: &str = "SSOFS_READY_FD";
+/// FUSE worker threads (requests are served on the tokio runtime; these only read and dispatch).
+const FUSE_THREADS: usize = 4;
+
+pub struct MountRequest {
+    pub profile: Profile,
+    pub mountpoint: PathBuf,
+    pub options: MountOptions,
+    pub foreground: bool,
+    pub token_dir: PathBuf,
+}
+
+/// Mounts, in the background unless `foreground`. Returns when the mount is ready (background) or
+/// unmounted (foreground).
+pub fn run(req: MountRequest) -> Result<(), String> {
+    preflight(&req.mountpoint)?;
+    if req.foreground || std::env::var_os(READY_FD_ENV).is_some() {
+        let ready = std::env::var(READY_FD_ENV).ok().and_then(|v| v.parse::<RawFd>().ok());
+        return serve(req, ready);
+    }
+    spawn_background(&req)
+}
+
+/// What can be checked cheaply before anything else: the mountpoint and the FUSE device.
+pub fn preflight(mountpoint: &Path) -> Result<(), String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err(
+            "/dev/fuse is missing: load the fuse kernel module (`modprobe fuse`) or, in a container, pass the device"
+                .into(),
+        );
+    }
+    let meta = std::fs::metadata(mountpoint).map_err(|e| {
+        format!("mountpoint {}: {e}; create it with `mkdir -p {}`", mountpoint.display(), mountpoint.display())
+    })?;
+    if !meta.is_dir() {
+        return Err(format!("mountpoint {} is not a directory", mountpoint.display()));
+    }
+    if is_mountpoint(mountpoint) {
+        return Err(format!(
+            "{} is already a mountpoint; unmount it first (`ssofs unmount {}`)",
+            mountpoint.display(),
+            mountpoint.display()
+        ));
+    }
+    Ok(())
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(canonical) = std::fs::canonicalize(path) else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| unescape_mount(m) == canonical.to_string_lossy())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// Re-runs this command in the background and waits until the child says the mount is ready, or
+/// reports the child's error.
+fn spawn_background(req: &MountRequest) -> Result<(), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two descriptors we own from here on.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("cannot create a pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (read_fd, write_fd) = (fds[0], fds[1]);
+    // SAFETY: the read end must not leak into the child.
+    unsafe { libc::fcntl(read_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let log_path = req.token_dir.join(format!("mount-{}.log", sanitize(&req.mountpoint.to_string_lossy())));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the ssofs executable: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(READY_FD_ENV, write_fd.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.try_clone().map_err(|e| e.to_string())?);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe; it detaches the child from the terminal's session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the background mount: {e}"))?;
+    // SAFETY: we own write_fd and no longer need it here.
+    unsafe { libc::close(write_fd) };
+    // SAFETY: read_fd is ours; File takes ownership and closes it.
+    let mut pipe = unsafe { std::fs::File::from_raw_fd(read_fd) };
+    let mut byte = [0u8; 1];
+    match pipe.read(&mut byte) {
+        Ok(1) if byte[0] == b'R' => Ok(()),
+        _ => {
+            let _ = child.wait();
+            let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = log_text.lines().rev().find(|l| l.contains("ssofs:")).unwrap_or("see the log").to_string();
+            Err(format!("the mount did not start: {last} (log: {})", log_path.display()))
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+fn staging_dir(opts: &MountOptions) -> PathBuf {
+    let base = opts.cache_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("ssofs")
+    });
+    base.join("staging")
+}
+
+fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
+    let dir = staging_dir(opts);
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("cannot create staging directory {}: {e}", dir.display()))?;
+    let mut c = FsConfig::new(dir);
+    c.uid = opts.uid.unwrap_or(c.uid);
+    c.gid = opts.gid.unwrap_or(c.gid);
+    c.file_mode = opts.file_mode.unwrap_or(c.file_mode);
+    c.dir_mode = opts.dir_mode.unwrap_or(c.dir_mode);
+    c.attr_ttl = opts.attr_ttl.unwrap_or(c.attr_ttl);
+    c.dir_ttl = opts.dir_ttl.unwrap_or(c.dir_ttl);
+    c.cache_size = opts.cache_size.unwrap_or(c.cache_size);
+    c.read_only = opts.read_only;
+    Ok(c)
+}
+
+fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut profile = req.profile.clone();
+    if req.options.duration_seconds.is_some() {
+        profile.duration_seconds = req.options.duration_seconds;
+    }
+    let endpoint = profile.endpoint.clone().ok_or_else(|| {
+        format!("profile {} has no endpoint; add `endpoint = \"https://...\"` or pass ENDPOINT", profile.name)
+    })?;
+    let store = TokenStore::open(&req.token_dir).map_err(|e| e.to_string())?;
+    let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
+    let provider = CredentialProvider::for_profile(&profile, tokens).map_err(|e| e.to_string())?;
+    rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
+    let client = Arc::new(S3ObjectClient::new(provider, &endpoint));
+    rt.block_on(async {
+        match client.list_buckets().await {
+            Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
+            Err(e) => Err(format!("cannot list buckets at {endpoint}: {e}")),
+        }
+    })?;
+    let fs = Arc::new(Fs::new(client, fs_config(&req.options)?));
+    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("ssofs:{}", profile.name)),
+        fuser::MountOption::Subtype("ssofs".into()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    if req.options.read_only {
+        config.mount_options.push(fuser::MountOption::RO);
+    }
+    if req.options.default_permissions {
+        config.mount_options.push(fuser::MountOption::DefaultPermissions);
+    }
+    config.acl = if req.options.allow_other {
+        fuser::SessionACL::All
+    } else if req.options.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(FUSE_THREADS);
+    let session = fuser::Session::new(adapter, &req.mountpoint, &config)
+        .map_err(|e| format!("cannot mount at {}: {e}", req.mountpoint.display()))?;
+    let background = session.spawn().map_err(|e| format!("cannot start the FUSE session: {e}"))?;
+    tracing::info!(mountpoint = %req.mountpoint.display(), profile = %profile.name, "mounted");
+    announce_ready(ready);
+
+    let stop = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return false;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return true,
+                _ = int.recv() => return true,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if background.guard.is_finished() {
+                        return false;
+                    }
+                }
+            }
+        }
+    });
+    if stop {
+        // Files still open get their data uploaded before the mount goes away.
+        rt.block_on(async {
+            for fh in fs.open_handles() {
+                if let Err(e) = fs.flush(fh).await {
+                    tracing::error!(error = %e, "upload before unmount failed; the staged file is kept");
+                }
+            }
+        });
+        background.umount_and_join().map_err(|e| format!("unmount failed: {e}"))?;
+    } else {
+        background.join().map_err(|e| format!("FUSE session ended with an error: {e}"))?;
+    }
+    tracing::info!(mountpoint = %req.mountpoint.display(), "unmounted");
+    Ok(())
+}
+
+/// Tells whoever waits (the parent's pipe, systemd) that the mount is usable.
+fn announce_ready(ready: Option<RawFd>) {
+    if let Some(fd) = ready {
+        // SAFETY: the parent handed us this descriptor; we write one byte and close it.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let _ = f.write_all(b"R");
+    }
+    if let Some(socket) = std::env::var_os("NOTIFY_SOCKET") {
+        let path = PathBuf::from(&socket);
+        if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+            let _ = sock.send_to(b"READY=1", &path);
+        }
+    }
+}
+
+/// `ssofs unmount`: the same as `fusermount3 -u`; the serving process flushes and exits.
+pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let status = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mountpoint)
+        .status()
+        .or_else(|_| std::process::Command::new("umount").arg(mountpoint).status())
+        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("unmounting {} failed", mountpoint.display())) }
+}

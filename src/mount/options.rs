@@ -1,0 +1,175 @@
+//! `-o` mount options: ssofs's own, plus the ones mount(8) and systemd pass along that only matter
+//! to them. An option nobody knows is an error naming it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MountOptions {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub file_mode: Option<u16>,
+    pub dir_mode: Option<u16>,
+    pub attr_ttl: Option<Duration>,
+    pub dir_ttl: Option<Duration>,
+    pub cache_size: Option<usize>,
+    pub cache_dir: Option<PathBuf>,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub default_permissions: bool,
+    pub profile: Option<String>,
+    pub duration_seconds: Option<u64>,
+}
+
+/// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
+fn ignored(name: &str) -> bool {
+    matches!(
+        name,
+        "_netdev"
+            | "nofail"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "users"
+            | "nouser"
+            | "defaults"
+            | "rw"
+            | "dev"
+            | "nodev"
+            | "suid"
+            | "nosuid"
+            | "exec"
+            | "noexec"
+            | "atime"
+            | "noatime"
+            | "relatime"
+            | "async"
+            | "owner"
+            | "group"
+    ) || name.starts_with("x-")
+        || name.starts_with("comment=")
+}
+
+pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
+    let mut o = MountOptions::default();
+    for opt in groups.iter().flat_map(|g| g.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        if ignored(opt) {
+            continue;
+        }
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt, None),
+        };
+        let bad = |v: &str, what: &str| format!("mount option {name}={v}: {what}");
+        match name {
+            "ro" => o.read_only = true,
+            "allow_other" => o.allow_other = true,
+            "allow_root" => o.allow_root = true,
+            "default_permissions" => o.default_permissions = true,
+            "uid" => {
+                let v = need(value, name)?;
+                o.uid = Some(v.parse().map_err(|_| bad(v, "expected a numeric user id"))?);
+            }
+            "gid" => {
+                let v = need(value, name)?;
+                o.gid = Some(v.parse().map_err(|_| bad(v, "expected a numeric group id"))?);
+            }
+            "file_mode" | "dir_mode" => {
+                let v = need(value, name)?;
+                let mode = u16::from_str_radix(v.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad(v, "expected an octal mode such as 0644"))?;
+                if name == "file_mode" {
+                    o.file_mode = Some(mode);
+                } else {
+                    o.dir_mode = Some(mode);
+                }
+            }
+            "attr_ttl" | "dir_ttl" => {
+                let v = need(value, name)?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| bad(v, "expected seconds, e.g. 1 or 0.5"))?;
+                let d = Duration::from_secs_f64(secs);
+                if name == "attr_ttl" {
+                    o.attr_ttl = Some(d);
+                } else {
+                    o.dir_ttl = Some(d);
+                }
+            }
+            "cache_size" => {
+                let v = need(value, name)?;
+                o.cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 512M or 2G"))?);
+            }
+            "cache_dir" => o.cache_dir = Some(PathBuf::from(need(value, name)?)),
+            "profile" => o.profile = Some(need(value, name)?.to_string()),
+            "duration_seconds" => {
+                let v = need(value, name)?;
+                o.duration_seconds = Some(v.parse().map_err(|_| bad(v, "expected whole seconds"))?);
+            }
+            _ => {
+                return Err(format!(
+                    "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
+                     cache_size, cache_dir, ro, allow_other, allow_root, default_permissions, profile, duration_seconds \
+                     (see `ssofs mount --help`)"
+                ));
+            }
+        }
+    }
+    if o.allow_other && o.allow_root {
+        return Err("mount options allow_other and allow_root cannot be combined".into());
+    }
+    Ok(o)
+}
+
+/// The value of `name=value`, which must not be empty.
+fn need<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, String> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| format!("mount option {name} needs a value ({name}=...)"))
+}
+
+/// `123`, `64K`, `512M`, `2G` (powers of 1024).
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last()?.to_ascii_uppercase() {
+        'K' => (&s[..s.len() - 1], 1usize << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<MountOptions, String> {
+        parse(&[s.to_string()])
+    }
+
+    #[test]
+    fn fstab_line_options_parse() {
+        let o = p("_netdev,nofail,x-systemd.automount,profile=corp,allow_other,uid=1000,file_mode=0640,cache_size=512M,attr_ttl=0.5").unwrap();
+        assert_eq!(o.profile.as_deref(), Some("corp"));
+        assert!(o.allow_other);
+        assert_eq!(o.uid, Some(1000));
+        assert_eq!(o.file_mode, Some(0o640));
+        assert_eq!(o.cache_size, Some(512 << 20));
+        assert_eq!(o.attr_ttl, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn bad_and_unknown_options_name_themselves() {
+        assert!(p("colour=blue").unwrap_err().contains("\"colour=blue\""));
+        assert!(p("uid=alice").unwrap_err().contains("uid=alice"));
+        assert!(p("file_mode=999").unwrap_err().contains("octal"));
+        assert!(p("cache_size=lots").unwrap_err().contains("cache_size"));
+        assert!(p("attr_ttl=-1").is_err());
+        assert!(p("uid").unwrap_err().contains("needs a value"));
+        assert!(p("allow_other,allow_root").is_err());
+    }
+}

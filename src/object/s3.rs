@@ -1,0 +1,325 @@
+//! The real `ObjectClient`: aws-sdk-s3 with the user's own STS credentials. Every call goes through
+//! `CredentialProvider::with_fresh_credentials` (one retry after renewal when S3 refuses the
+//! credentials); throttling and 5xx are retried by the SDK's standard retry with backoff; every
+//! attempt is bounded in time.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use crate::credentials::{CredentialError, CredentialProvider, s3_config};
+
+/// Files up to this size go up in one PutObject; larger ones as multipart uploads.
+const SINGLE_PUT_MAX: u64 = 16 << 20;
+const PART_SIZE: u64 = 16 << 20;
+const MAX_PARTS: u64 = 10_000;
+/// Parts uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+
+pub struct S3ObjectClient {
+    client: Client,
+    provider: CredentialProvider,
+}
+
+impl S3ObjectClient {
+    pub fn new(provider: CredentialProvider, endpoint: &str) -> Self {
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .build();
+        let retry = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(5);
+        let conf = s3_config(&provider, endpoint).timeout_config(timeouts).retry_config(retry).build();
+        S3ObjectClient { client: Client::from_conf(conf), provider }
+    }
+
+    pub fn provider(&self) -> &CredentialProvider {
+        &self.provider
+    }
+}
+
+/// One mapping from SDK failures to the object layer's errors.
+fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E, HttpResponse>) -> ObjectError {
+    if let Some(c) = CredentialError::find_in(&e) {
+        return if c.is_permission_denied() || c.needs_login() {
+            ObjectError::NoCredentials(c.to_string())
+        } else {
+            ObjectError::Unavailable(c.to_string())
+        };
+    }
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e
+        .code()
+        .map(str::to_string)
+        .or_else(|| e.raw_response().and_then(|r| r.headers().get("x-minio-error-code")).map(|c| c.trim().to_string()));
+    match (code.as_deref(), status) {
+        (Some("NoSuchKey" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => ObjectError::NotFound,
+        (Some("AccessDenied"), _) | (_, Some(403)) => ObjectError::AccessDenied,
+        (Some("PreconditionFailed"), _) | (_, Some(412)) => ObjectError::Changed,
+        (Some("ExpiredToken" | "InvalidAccessKeyId" | "InvalidTokenId" | "InvalidToken"), _) => {
+            ObjectError::NoCredentials(format!(
+                "S3 refused the credentials even after renewing them ({}); if this persists, run `ssofs login`",
+                code.as_deref().unwrap_or_default()
+            ))
+        }
+        (_, Some(s)) if s >= 500 => ObjectError::Unavailable(format!("S3 answered HTTP {s}")),
+        (Some(c), _) => ObjectError::Other(format!("S3 error {c}: {}", e.message().unwrap_or(""))),
+        (None, _) => ObjectError::Unavailable(crate::identity::login::error_chain(&e)),
+    }
+}
+
+fn mtime(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
+    t.and_then(|d| SystemTime::try_from(*d).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+#[async_trait::async_trait]
+impl ObjectClient for S3ObjectClient {
+    async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
+        let out = self.provider.with_fresh_credentials(|| self.client.list_buckets().send()).await.map_err(map_err)?;
+        Ok(out.buckets().iter().filter_map(|b| b.name().map(str::to_string)).collect())
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, ObjectError> {
+        let out = self
+            .provider
+            .with_fresh_credentials(|| {
+                self.client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .delimiter("/")
+                    .set_continuation_token(continuation.clone())
+                    .send()
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(ListPage {
+            objects: out
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectInfo {
+                        key: o.key()?.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().unwrap_or_default().to_string(),
+                        last_modified: mtime(o.last_modified()),
+                    })
+                })
+                .collect(),
+            prefixes: out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect(),
+            continuation: out
+                .next_continuation_token()
+                .filter(|_| out.is_truncated() == Some(true))
+                .map(str::to_string),
+        })
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
+        let out = self
+            .provider
+            .with_fresh_credentials(|| self.client.head_object().bucket(bucket).key(key).send())
+            .await
+            .map_err(map_err)?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            last_modified: mtime(out.last_modified()),
+        })
+    }
+
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, ObjectError> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let out = self
+            .provider
+            .with_fresh_credentials(|| {
+                self.client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .range(header.clone())
+                    .set_if_match(etag.map(str::to_string))
+                    .send()
+            })
+            .await
+            .map_err(map_err)?;
+        let body = out.body.collect().await.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
+        Ok(body.into_bytes())
+    }
+
+    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
+        let size = std::fs::metadata(path).map_err(|e| ObjectError::Other(format!("{}: {e}", path.display())))?.len();
+        if size > SINGLE_PUT_MAX {
+            return self.put_multipart(bucket, key, path, size).await;
+        }
+        let out = self
+            .provider
+            .with_fresh_credentials(|| async {
+                let body = ByteStream::from_path(path).await.map_err(SdkError::construction_failure)?;
+                self.client.put_object().bucket(bucket).key(key).body(body).send().await
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            last_modified: SystemTime::now(),
+        })
+    }
+
+    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+        let size = body.len() as u64;
+        let out = self
+            .provider
+            .with_fresh_credentials(|| {
+                self.client.put_object().bucket(bucket).key(key).body(ByteStream::from(body.clone())).send()
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            last_modified: SystemTime::now(),
+        })
+    }
+
+    async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
+        let source = format!("{bucket}/{}", urlencode_key(from));
+        self.provider
+            .with_fresh_credentials(|| {
+                self.client.copy_object().bucket(bucket).key(to).copy_source(source.clone()).send()
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.provider
+            .with_fresh_credentials(|| self.client.delete_object().bucket(bucket).key(key).send())
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+impl S3ObjectClient {
+    /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
+    /// parts are left behind.
+    async fn put_multipart(&self, bucket: &str, key: &str, path: &Path, size: u64) -> Result<ObjectInfo, ObjectError> {
+        let part_size = PART_SIZE.max(size.div_ceil(MAX_PARTS));
+        let created = self
+            .provider
+            .with_fresh_credentials(|| self.client.create_multipart_upload().bucket(bucket).key(key).send())
+            .await
+            .map_err(map_err)?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let parts = size.div_ceil(part_size);
+        let upload = async {
+            use futures::StreamExt;
+            let results: Vec<Result<CompletedPart, ObjectError>> = futures::stream::iter(0..parts)
+                .map(|i| {
+                    let upload_id = upload_id.clone();
+                    async move {
+                        let offset = i * part_size;
+                        let len = part_size.min(size - offset);
+                        let out = self
+                            .provider
+                            .with_fresh_credentials(|| async {
+                                let body = ByteStream::read_from()
+                                    .path(path)
+                                    .offset(offset)
+                                    .length(Length::Exact(len))
+                                    .build()
+                                    .await
+                                    .map_err(SdkError::construction_failure)?;
+                                self.client
+                                    .upload_part()
+                                    .bucket(bucket)
+                                    .key(key)
+                                    .upload_id(&upload_id)
+                                    .part_number(i as i32 + 1)
+                                    .body(body)
+                                    .send()
+                                    .await
+                            })
+                            .await
+                            .map_err(map_err)?;
+                        Ok(CompletedPart::builder()
+                            .part_number(i as i32 + 1)
+                            .set_e_tag(out.e_tag().map(str::to_string))
+                            .build())
+                    }
+                })
+                .buffered(PART_CONCURRENCY)
+                .collect()
+                .await;
+            let parts: Vec<CompletedPart> = results.into_iter().collect::<Result<_, _>>()?;
+            let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+            self.provider
+                .with_fresh_credentials(|| {
+                    self.client
+                        .complete_multipart_upload()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .multipart_upload(done.clone())
+                        .send()
+                })
+                .await
+                .map_err(map_err)
+        };
+        match upload.await {
+            Ok(out) => Ok(ObjectInfo {
+                key: key.to_string(),
+                size,
+                etag: out.e_tag().unwrap_or_default().to_string(),
+                last_modified: SystemTime::now(),
+            }),
+            Err(e) => {
+                let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
+fn urlencode_key(key: &str) -> String {
+    key.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
