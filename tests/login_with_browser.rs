@@ -52,6 +52,15 @@ async fn organizations_authority_verifies_against_the_tenantid_template() {
     let out = stack.run(&["login", "--issuer", &issuer], &[("BROWSER", browser.to_str().unwrap())]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Signed in as alice"), "{}", text(&out));
+    // A tenant named by its domain: discovery answers with the tenant GUID's issuer, as Azure does.
+    let by_domain = format!("{}/contoso.onmicrosoft.com/v2.0", stack.running.idp_url);
+    let out = stack.run(&["login", "--issuer", &by_domain], &[("BROWSER", browser.to_str().unwrap())]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // An unknown tenant: AADSTS90002 with what to check.
+    let unknown = format!("{}/no-such-tenant/v2.0", stack.running.idp_url);
+    let out = stack.run(&["login", "--issuer", &unknown], &[("BROWSER", browser.to_str().unwrap())]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("AADSTS90002") && text(&out).contains("tenant"), "{}", text(&out));
     stack.running.shutdown().await;
 }
 
