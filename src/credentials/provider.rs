@@ -181,8 +181,10 @@ impl CredentialProvider {
                 return Ok(c.aws.clone());
             }
             if let Some(f) = &st.failure {
-                // Known to be failing: answer at once rather than queue behind a slow attempt.
-                if now < f.retry_at || self.inner.gate.try_lock().is_err() {
+                // Known to be failing: answer at once rather than wait for a possibly slow attempt.
+                // The background task retries; without it, a caller does once the backoff is over.
+                let retry_here = !self.inner.options.background_refresh && now >= f.retry_at;
+                if !retry_here || self.inner.gate.try_lock().is_err() {
                     return Err(self.denied(&st, f.error.clone()));
                 }
             }

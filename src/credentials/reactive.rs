@@ -9,6 +9,10 @@
 //! (including a fresh body stream, so uploads from non-rewindable streams retry correctly), after
 //! exactly one single-flight renewal. The object-client layer routes every S3 call through it.
 //!
+//! When there are no valid credentials, aws-sdk reports the provider's error as a dispatch failure;
+//! [`super::CredentialError::find_in`] digs the typed [`super::CredentialError::NoValidCredentials`]
+//! out of it, which the filesystem maps to EACCES.
+//!
 //! The SDK's own identity cache must be off ([`s3_config`] does this): the provider already caches,
 //! and the SDK's cache would keep serving the refused credentials until their stated expiry.
 
