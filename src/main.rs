@@ -57,6 +57,10 @@ struct ProfileFlags {
     /// same as `accept_v1_issuer = true` in the profile.
     #[arg(long, global = true)]
     accept_v1_issuer: bool,
+    /// Lifetime to ask STS for, in seconds (MinIO: 900 to 31536000), overriding `duration_seconds`.
+    /// Without it MinIO gives credentials that expire with the token.
+    #[arg(long, global = true, value_name = "SECS")]
+    duration_seconds: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +89,38 @@ enum Command {
     },
     /// Forget the stored tokens of the profile.
     Logout,
+    /// Mount every bucket you may list as a directory of MOUNTPOINT.
+    ///
+    /// Returns once the mount is ready (the filesystem keeps running in the background; with
+    /// --foreground it runs in this process). Sign in first with `ssofs login`. Unmount with
+    /// `ssofs unmount MOUNTPOINT`, `fusermount3 -u MOUNTPOINT` or SIGTERM; data being written is
+    /// uploaded first.
+    ///
+    /// Options (-o, comma-separated): uid=N, gid=N, file_mode=0644, dir_mode=0755 (what files show);
+    /// attr_ttl=SECS (default 1), dir_ttl=SECS (default 5) (how long metadata and listings are
+    /// trusted); cache_size=256M (memory for object data); cache_dir=DIR (where written files are
+    /// staged; default ~/.cache/ssofs); ro; allow_other, allow_root, default_permissions (FUSE);
+    /// profile=P; duration_seconds=N (STS). mount(8) options such as _netdev, nofail, noauto, user,
+    /// defaults, x-* and comment=* are accepted and ignored. An unknown option is an error.
+    Mount(MountArgs),
+    /// Unmount a ssofs mount (same as `fusermount3 -u`).
+    Unmount {
+        /// The mounted directory.
+        mountpoint: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct MountArgs {
+    /// S3 endpoint URL overriding the profile's (optional), then the directory to mount on.
+    #[arg(value_name = "[ENDPOINT] MOUNTPOINT", num_args = 1..=2, required = true)]
+    targets: Vec<String>,
+    /// Mount options, comma-separated; may be repeated.
+    #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+    options: Vec<String>,
+    /// Stay in the foreground instead of returning once the mount is ready.
+    #[arg(short = 'f', long)]
+    foreground: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +168,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Unmount { mountpoint } = &cli.command {
+        return ssofs::mount::unmount(mountpoint);
+    }
+    let mount_options = match &cli.command {
+        Command::Mount(args) => Some(ssofs::mount::options::parse(&args.options)?),
+        _ => None,
+    };
+    // `-o profile=P` (fstab) picks the profile when --profile does not.
+    let profile_name = cli.profile.clone().or_else(|| mount_options.as_ref().and_then(|o| o.profile.clone()));
     let f = cli.overrides;
     let overrides = Overrides {
         issuer: f.issuer,
@@ -141,8 +186,11 @@ fn run(cli: Cli) -> Result<(), String> {
         ca_file: f.ca_file,
         accept_v1_issuer: f.accept_v1_issuer.then_some(true),
     };
-    let profile = config::load_profile_with(&Sources::standard(cli.config), cli.profile.as_deref(), &overrides)
+    let mut profile = config::load_profile_with(&Sources::standard(cli.config), profile_name.as_deref(), &overrides)
         .map_err(|e| e.to_string())?;
+    if f.duration_seconds.is_some() {
+        profile.duration_seconds = f.duration_seconds;
+    }
     let store_dir = TokenStore::default_dir().map_err(|e| e.to_string())?;
     let store = TokenStore::open(&store_dir).map_err(|e| e.to_string())?;
     match cli.command {
@@ -206,5 +254,20 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("profile {}: {}", profile.name, if removed { "signed out" } else { "was not signed in" });
             Ok(())
         }
+        Command::Mount(args) => {
+            let mut targets = args.targets;
+            let mountpoint = PathBuf::from(targets.pop().unwrap_or_default());
+            if let Some(endpoint) = targets.pop() {
+                profile.endpoint = Some(endpoint);
+            }
+            ssofs::mount::run(ssofs::mount::MountRequest {
+                profile,
+                mountpoint,
+                options: mount_options.unwrap_or_default(),
+                foreground: args.foreground,
+                token_dir: store_dir,
+            })
+        }
+        Command::Unmount { .. } => unreachable!("handled before the profile is loaded"),
     }
 }

@@ -13,6 +13,15 @@ struct Mounted {
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
+impl Drop for Mounted {
+    /// A failed test must not leave its mount behind.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = std::process::Command::new("fusermount3").arg("-uz").arg(&self.mountpoint).status();
+        }
+    }
+}
+
 impl Mounted {
     fn path(&self, rel: &str) -> PathBuf {
         self.mountpoint.join(rel)
@@ -286,6 +295,68 @@ async fn listing_ten_thousand_objects_costs_only_the_listing() {
     let per_entry: Vec<_> = new.iter().filter(|r| r["path"].as_str().unwrap_or("").contains("/many/obj-")).collect();
     assert!(per_entry.is_empty(), "no request per entry: {per_entry:?}");
     assert!(others.len() <= 4, "only the lookups of the path itself: {others:?}");
+    m.unmount();
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mount_outlives_several_credential_lifetimes_without_errors() {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut cfg = ssofs_devstack::Config::new(std::env::temp_dir().join(format!("ssofs-stack-lifetimes-{n}")));
+    cfg.device_code_interval = Duration::from_secs(1);
+    cfg.sts_min_duration = Duration::from_secs(30);
+    cfg.id_token_lifetime = Duration::from_secs(60);
+    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let opts = MountOptions {
+        duration_seconds: Some(30),
+        attr_ttl: Some(Duration::from_millis(200)),
+        dir_ttl: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let m = mount_as(&stack, "alice", "lifetimes", opts).await;
+    let raw = m.path("analytics-raw");
+    // Three 30-second credential lifetimes and a bit, reading, writing and listing all along.
+    let (ops, errors) = blocking(move || {
+        let (mut ops, mut errors) = (0u64, Vec::new());
+        let end = Instant::now() + Duration::from_secs(100);
+        let mut i = 0u64;
+        while Instant::now() < end {
+            let name = raw.join(format!("tick-{}.txt", i % 5));
+            let body = format!("tick {i}");
+            let results = [
+                std::fs::write(&name, &body).map(|_| ()),
+                std::fs::read_to_string(&name).and_then(|b| {
+                    if b == body { Ok(()) } else { Err(std::io::Error::other(format!("read {b:?}, wrote {body:?}"))) }
+                }),
+                std::fs::read_dir(&raw).map(|d| d.count()).map(|_| ()),
+                std::fs::read(raw.join("README.txt")).map(|_| ()),
+            ];
+            for r in results {
+                ops += 1;
+                if let Err(e) = r {
+                    errors.push(format!("op {ops}: {e}"));
+                }
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (ops, errors)
+    });
+    let log: Vec<serde_json::Value> =
+        reqwest::get(format!("{}/requests", stack.control_url)).await.unwrap().json().await.unwrap();
+    let sts = log.iter().filter(|r| r["op"] == "AssumeRoleWithWebIdentity").count();
+    let keys: std::collections::BTreeSet<&str> = log
+        .iter()
+        .filter(|r| r["op"] != "AssumeRoleWithWebIdentity")
+        .filter_map(|r| r["access_key"].as_str())
+        .collect();
+    eprintln!(
+        "across 100 s of 30 s credentials: {ops} operations, {} errors, {sts} STS calls, {} access keys",
+        errors.len(),
+        keys.len()
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(sts >= 4, "credentials were renewed: {sts} STS calls");
     m.unmount();
     stack.shutdown().await;
 }

@@ -138,8 +138,11 @@ struct State {
 pub struct Fs {
     client: Arc<dyn ObjectClient>,
     cache: Arc<BlockCache>,
+    read_ahead: read::ReadAheadBudget,
     config: FsConfig,
     state: Mutex<State>,
+    /// Set at unmount: pending data has been flushed, so later writes are refused, not lost.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Fs {
@@ -147,6 +150,7 @@ impl Fs {
         Fs {
             client,
             cache: Arc::new(BlockCache::new(config.cache_size)),
+            read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
             state: Mutex::new(State {
                 inodes: InodeTable::new(),
                 listings: HashMap::new(),
@@ -155,7 +159,14 @@ impl Fs {
                 next_fh: 1,
             }),
             config,
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The mount is going away: from now on writes fail (EROFS) instead of being staged where no
+    /// upload will pick them up.
+    pub fn begin_shutdown(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn config(&self) -> &FsConfig {
@@ -197,7 +208,11 @@ impl Fs {
     }
 
     fn check_writable(&self) -> FsResult<()> {
-        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+        if self.config.read_only || self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
     }
 
     // ---- directories -------------------------------------------------------------------------
@@ -419,6 +434,7 @@ impl Fs {
                 &inode.key,
                 inode.attr.etag.as_deref().unwrap_or(""),
                 inode.attr.size,
+                self.read_ahead.clone(),
             );
             return Ok(self.add_handle(&inode, HandleState::Read(reader)));
         }

@@ -1,7 +1,8 @@
 //! Reading an object through the block cache, with sequential read-ahead: the window starts at one
 //! block and doubles with each sequential read up to `MAX_WINDOW`, fetched as concurrent ranged GETs
-//! of up to `PART` bytes; a random access resets it. Read-ahead in flight is bounded by the window,
-//! so memory does not grow with file size.
+//! of up to `PART_BLOCKS` blocks; a random access resets it. Read-ahead in flight is bounded per
+//! reader by the window and across all readers by a shared budget, so memory does not grow with file
+//! size or reader count: beyond the budget, readers fetch only what they read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,13 @@ pub const MAX_WINDOW: u64 = 64 << 20;
 
 type Fetch = Shared<BoxFuture<'static, Result<Bytes, ObjectError>>>;
 
+/// Read-ahead bytes in flight across all readers, in blocks.
+pub type ReadAheadBudget = Arc<tokio::sync::Semaphore>;
+
+pub fn read_ahead_budget(bytes: u64) -> ReadAheadBudget {
+    Arc::new(tokio::sync::Semaphore::new((bytes / BLOCK).max(PART_BLOCKS) as usize))
+}
+
 pub struct Reader {
     client: Arc<dyn ObjectClient>,
     cache: Arc<BlockCache>,
@@ -31,6 +39,7 @@ pub struct Reader {
     window: u64,
     /// Block → the part fetch that brings it, and the block index the part starts at.
     inflight: HashMap<u64, (u64, Fetch)>,
+    budget: ReadAheadBudget,
 }
 
 impl Reader {
@@ -41,6 +50,7 @@ impl Reader {
         key: &str,
         etag: &str,
         size: u64,
+        budget: ReadAheadBudget,
     ) -> Self {
         Reader {
             client,
@@ -52,6 +62,7 @@ impl Reader {
             next_offset: 0,
             window: BLOCK,
             inflight: HashMap::new(),
+            budget,
         }
     }
 
@@ -71,7 +82,8 @@ impl Reader {
         let last = (end - 1) / BLOCK;
         let last_block_of_object = (self.size - 1) / BLOCK;
         let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
-        self.schedule(first, ahead.min(last_block_of_object + 1));
+        self.schedule(first, last + 1, false);
+        self.schedule(last + 1, ahead.min(last_block_of_object + 1), true);
 
         let mut out = Vec::with_capacity((end - offset) as usize);
         for block in first..=last {
@@ -89,8 +101,9 @@ impl Reader {
     }
 
     /// Starts fetches for blocks in `from..to` that are neither cached nor in flight, grouped into
-    /// parts of up to `PART_BLOCKS` contiguous blocks.
-    fn schedule(&mut self, from: u64, to: u64) {
+    /// parts of up to `PART_BLOCKS` contiguous blocks. Read-ahead parts need room in the shared
+    /// budget; without it they are left for later.
+    fn schedule(&mut self, from: u64, to: u64, ahead: bool) {
         let mut block = from;
         while block < to {
             if self.inflight.contains_key(&block) || self.cache.contains(&self.block_key(block)) {
@@ -105,20 +118,31 @@ impl Reader {
             {
                 block += 1;
             }
-            let fetch = self.fetch(start, block);
+            let permit = if ahead {
+                match self.budget.clone().try_acquire_many_owned((block - start) as u32) {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                }
+            } else {
+                None
+            };
+            let fetch = self.fetch(start, block, permit);
             for b in start..block {
                 self.inflight.insert(b, (start, fetch.clone()));
             }
         }
     }
 
-    fn fetch(&self, first: u64, end_block: u64) -> Fetch {
+    fn fetch(&self, first: u64, end_block: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Fetch {
         let (client, cache) = (self.client.clone(), self.cache.clone());
         let (bucket, key, etag) = (self.bucket.clone(), self.key.clone(), self.etag.clone());
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
         let task = tokio::spawn(async move {
             let etag_arg = Some(etag.as_ref()).filter(|e| !e.is_empty());
-            let data = client.get_range(&bucket, &key, range, etag_arg).await?;
+            let data = client.get_range(&bucket, &key, range, etag_arg).await;
+            // The bytes now count against the block cache, not the read-ahead budget.
+            drop(permit);
+            let data = data?;
             for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
                 let k =
                     BlockKey { bucket: bucket.clone(), key: key.clone(), etag: etag.clone(), block: first + i as u64 };
@@ -138,7 +162,7 @@ impl Reader {
         let (start, fetch) = match self.inflight.get(&block) {
             Some(f) => f.clone(),
             None => {
-                self.schedule(block, block + 1);
+                self.schedule(block, block + 1, false);
                 self.inflight.get(&block).cloned().ok_or_else(|| FsError::Io("read was not scheduled".into()))?
             }
         };

@@ -235,7 +235,9 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         }
     });
     if stop {
-        // Files still open get their data uploaded before the mount goes away.
+        // Files still open get their data uploaded before the mount goes away; later writes are
+        // refused so nothing is staged that no upload would pick up.
+        fs.begin_shutdown();
         rt.block_on(async {
             for fh in fs.open_handles() {
                 if let Err(e) = fs.flush(fh).await {
@@ -243,7 +245,12 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
                 }
             }
         });
-        background.umount_and_join().map_err(|e| format!("unmount failed: {e}"))?;
+        if let Err(e) = background.umount_and_join() {
+            // Still in use (an open file, a shell inside): everything is uploaded, so detach it now
+            // and let the kernel finish the unmount when the last user lets go.
+            tracing::info!(error = %e, "mount busy; detaching it");
+            lazy_unmount(&req.mountpoint)?;
+        }
     } else {
         background.join().map_err(|e| format!("FUSE session ended with an error: {e}"))?;
     }
@@ -264,6 +271,16 @@ fn announce_ready(ready: Option<RawFd>) {
             let _ = sock.send_to(b"READY=1", &path);
         }
     }
+}
+
+fn lazy_unmount(mountpoint: &Path) -> Result<(), String> {
+    let status = std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(mountpoint)
+        .status()
+        .or_else(|_| std::process::Command::new("umount").arg("-l").arg(mountpoint).status())
+        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("detaching {} failed", mountpoint.display())) }
 }
 
 /// `ssofs unmount`: the same as `fusermount3 -u`; the serving process flushes and exits.

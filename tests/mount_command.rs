@@ -1,0 +1,146 @@
+//! `ssofs mount` as a user runs it: fails early with the reason when it cannot work, otherwise returns
+//! once the mount is ready; SIGTERM uploads what is being written, then unmounts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Env {
+    stack: ssofs_devstack::Running,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn ssofs(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ssofs"))
+            .args(args)
+            .env("SSOFS_CONFIG", &self.stack.profile_file)
+            .env("SSOFS_STATE_DIR", self.dir.join("state"))
+            .env("XDG_CONFIG_HOME", self.dir.join("no-config"))
+            .env("XDG_CACHE_HOME", self.dir.join("cache"))
+            .env_remove("BROWSER")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap()
+    }
+}
+
+async fn env(tag: &str) -> Env {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("ssofs-cmd-{tag}-{}-{n}", std::process::id()));
+    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
+    cfg.auto_approve = Some("alice".into());
+    cfg.device_code_interval = Duration::from_secs(1);
+    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    Env { stack, dir }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn mounted(p: &Path) -> bool {
+    let c = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&c))
+}
+
+/// The pid of the background `ssofs mount` serving `mountpoint`.
+fn server_pid(mountpoint: &Path) -> Option<i32> {
+    let want = mountpoint.to_string_lossy().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
+        (args.iter().any(|a| a == "mount") && args.contains(&want)).then_some(pid)
+    })
+}
+
+fn vm_hwm_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_fails_early_with_the_reason() {
+    let e = env("early").await;
+    let mnt = e.dir.join("mnt");
+    let missing = tokio::task::block_in_place(|| e.ssofs(&["mount", mnt.to_str().unwrap()]));
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("mkdir -p"), "{}", text(&missing));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let no_login = tokio::task::block_in_place(|| e.ssofs(&["mount", mnt.to_str().unwrap()]));
+    assert!(!no_login.status.success());
+    assert!(text(&no_login).contains("ssofs login"), "{}", text(&no_login));
+    let bad_option = tokio::task::block_in_place(|| e.ssofs(&["mount", mnt.to_str().unwrap(), "-o", "colour=blue"]));
+    assert!(text(&bad_option).contains("colour=blue"), "{}", text(&bad_option));
+    assert!(!mounted(&mnt));
+    e.stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
+    let e = env("ready").await;
+    let mnt = e.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let login = tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"]));
+    assert!(login.status.success(), "{}", text(&login));
+    let m = mnt.clone();
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| e.ssofs(&["mount", m.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(mounted(&mnt), "mounted when the command returns");
+    eprintln!("ssofs mount returned after {} ms", started.elapsed().as_millis());
+    let pid = server_pid(&mnt).expect("the background server runs");
+
+    // Peak memory of the serving process while reading a 100 MiB object.
+    let body: Vec<u8> = (0..100u32 << 20).map(|i| (i % 249) as u8).collect();
+    let big = mnt.join("analytics-raw/hundred.bin");
+    let b = body.clone();
+    tokio::task::block_in_place(|| std::fs::write(&big, &b).unwrap());
+    let before = vm_hwm_kib(pid);
+    let read = tokio::task::block_in_place(|| std::fs::read(&big).unwrap());
+    assert!(read == body);
+    eprintln!(
+        "peak RSS of the mount: {} MiB before reading 100 MiB, {} MiB after",
+        before / 1024,
+        vm_hwm_kib(pid) / 1024
+    );
+
+    // A file still open for writing when SIGTERM arrives is uploaded before the unmount.
+    let pending = mnt.join("analytics-raw/pending.txt");
+    let mut f = std::fs::File::create(&pending).unwrap();
+    use std::io::Write;
+    f.write_all(b"written, not yet closed").unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the mount did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(f);
+    assert!(!mounted(&mnt), "unmounted");
+    let creds = aws_credential_types::Credentials::new(
+        ssofs_devstack::scenario::ROOT_ACCESS_KEY,
+        ssofs_devstack::scenario::ROOT_SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&e.stack.s3_endpoint)
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build(),
+    );
+    let got = s3.get_object().bucket("analytics-raw").key("pending.txt").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"written, not yet closed");
+    e.stack.shutdown().await;
+}
