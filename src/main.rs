@@ -98,8 +98,9 @@ enum Command {
     ///
     /// Options (-o, comma-separated): uid=N, gid=N, file_mode=0644, dir_mode=0755 (what files show);
     /// attr_ttl=SECS (default 1), dir_ttl=SECS (default 5) (how long metadata and listings are
-    /// trusted); cache_size=256M (memory for object data); cache_dir=DIR (where written files are
-    /// staged; default ~/.cache/ssofs); ro; allow_other, allow_root, default_permissions (FUSE);
+    /// trusted); cache_size=256M (memory for object data); cache_dir=DIR (written files are
+    /// staged in DIR/staging, default ~/.cache/ssofs; an explicit cache_dir also spills evicted blocks
+    /// to DIR/blocks, up to disk_cache_size=1G); ro; allow_other, allow_root, default_permissions (FUSE);
     /// profile=P; duration_seconds=N (STS). mount(8) options such as _netdev, nofail, noauto, user,
     /// defaults, x-* and comment=* are accepted and ignored. An unknown option is an error.
     Mount(MountArgs),

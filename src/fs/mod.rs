@@ -3,6 +3,7 @@
 //! writes staged locally and uploaded on flush. `crate::fuse` adapts it to the kernel.
 
 pub mod cache;
+pub mod disk_cache;
 pub mod error;
 pub mod inode;
 pub mod names;
@@ -36,6 +37,8 @@ pub struct FsConfig {
     /// How long "no such file" is remembered.
     pub negative_ttl: Duration,
     pub cache_size: usize,
+    /// Where evicted blocks spill, and how many bytes they may take there (off when `None`).
+    pub disk_cache: Option<(PathBuf, u64)>,
     pub read_only: bool,
     /// Where files being written are staged (per user, 0700).
     pub staging_dir: PathBuf,
@@ -54,6 +57,7 @@ impl FsConfig {
             dir_ttl: Duration::from_secs(5),
             negative_ttl: Duration::from_secs(1),
             cache_size: 256 << 20,
+            disk_cache: None,
             read_only: false,
             staging_dir,
         }
@@ -147,9 +151,19 @@ pub struct Fs {
 
 impl Fs {
     pub fn new(client: Arc<dyn ObjectClient>, config: FsConfig) -> Self {
+        let cache = match &config.disk_cache {
+            Some((dir, limit)) => match disk_cache::DiskCache::open(dir, *limit) {
+                Ok(disk) => BlockCache::with_disk(config.cache_size, disk),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "disk cache unavailable; caching in memory only");
+                    BlockCache::new(config.cache_size)
+                }
+            },
+            None => BlockCache::new(config.cache_size),
+        };
         Fs {
             client,
-            cache: Arc::new(BlockCache::new(config.cache_size)),
+            cache: Arc::new(cache),
             read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
             state: Mutex::new(State {
                 inodes: InodeTable::new(),

@@ -160,6 +160,10 @@ fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
     c.attr_ttl = opts.attr_ttl.unwrap_or(c.attr_ttl);
     c.dir_ttl = opts.dir_ttl.unwrap_or(c.dir_ttl);
     c.cache_size = opts.cache_size.unwrap_or(c.cache_size);
+    // An explicit cache_dir also turns on the disk tier of the block cache (default 1 GiB).
+    if let Some(dir) = &opts.cache_dir {
+        c.disk_cache = Some((dir.join("blocks"), opts.disk_cache_size.unwrap_or(1 << 30)));
+    }
     c.read_only = opts.read_only;
     Ok(c)
 }

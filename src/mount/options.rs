@@ -14,6 +14,7 @@ pub struct MountOptions {
     pub dir_ttl: Option<Duration>,
     pub cache_size: Option<usize>,
     pub cache_dir: Option<PathBuf>,
+    pub disk_cache_size: Option<u64>,
     pub read_only: bool,
     pub allow_other: bool,
     pub allow_root: bool,
@@ -106,6 +107,10 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 o.cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 512M or 2G"))?);
             }
             "cache_dir" => o.cache_dir = Some(PathBuf::from(need(value, name)?)),
+            "disk_cache_size" => {
+                let v = need(value, name)?;
+                o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
+            }
             "profile" => o.profile = Some(need(value, name)?.to_string()),
             "duration_seconds" => {
                 let v = need(value, name)?;
@@ -114,7 +119,7 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             _ => {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, ro, allow_other, allow_root, default_permissions, profile, duration_seconds \
+                     cache_size, cache_dir, disk_cache_size, ro, allow_other, allow_root, default_permissions, profile, duration_seconds \
                      (see `ssofs mount --help`)"
                 ));
             }
