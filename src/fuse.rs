@@ -1,5 +1,8 @@
 //! The FUSE adapter: turns kernel requests (fuser, several worker threads) into calls on `fs::Fs`,
 //! each run as a task on the tokio runtime so a slow S3 request never blocks a worker thread.
+//! A [`FsResolver`] picks the `Fs` that serves a request: the mount's one identity, or, in a
+//! multi-user mount, the calling user's own. File handles carry the identity's slot in their high
+//! bits, so a handle is always served by the identity that opened it.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -12,10 +15,67 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
+use crate::fs::inode::ROOT;
 use crate::fs::{DirEntry, Fs, FsError, Stat};
 
+/// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
+const LOCAL_BITS: u32 = 48;
+
+/// Which filesystem serves a request.
+pub trait FsResolver: Send + Sync + 'static {
+    /// The filesystem of the user making the request, and its slot.
+    fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError>;
+    /// The filesystem that handed out handles of `slot`.
+    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>>;
+    /// How long the kernel may keep entries and attributes (0 when users must not share them).
+    fn ttl(&self) -> Duration;
+    /// Bypass the kernel's page cache, so no user is ever served another user's pages.
+    fn direct_io(&self) -> bool;
+    /// The kernel dropped references to `ino`.
+    fn forget(&self, ino: u64, n: u64);
+    /// The root directory as shown to a user who has no filesystem (no login).
+    fn bare_root(&self, uid: u32, gid: u32) -> Stat;
+    /// Every filesystem in memory, for flushing data being written before unmount.
+    fn all(&self) -> Vec<Arc<Fs>>;
+}
+
+/// A mount with one identity: every request is served by the same filesystem.
+pub struct SingleUser(pub Arc<Fs>);
+
+impl FsResolver for SingleUser {
+    fn for_uid(&self, _uid: u32, _gid: u32) -> Result<(u16, Arc<Fs>), FsError> {
+        Ok((0, self.0.clone()))
+    }
+    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>> {
+        (slot == 0).then(|| self.0.clone())
+    }
+    fn ttl(&self) -> Duration {
+        self.0.config().attr_ttl
+    }
+    fn direct_io(&self) -> bool {
+        false
+    }
+    fn forget(&self, ino: u64, n: u64) {
+        self.0.forget(ino, n);
+    }
+    fn all(&self) -> Vec<Arc<Fs>> {
+        vec![self.0.clone()]
+    }
+    fn bare_root(&self, _uid: u32, _gid: u32) -> Stat {
+        self.0.root_stat().unwrap_or_else(|_| Stat {
+            ino: ROOT,
+            is_dir: true,
+            size: 0,
+            mtime: SystemTime::now(),
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+        })
+    }
+}
+
 pub struct FuseAdapter {
-    fs: Arc<Fs>,
+    resolver: Arc<dyn FsResolver>,
     rt: tokio::runtime::Handle,
     /// Directory snapshots taken at opendir, so paging through readdir is consistent.
     dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
@@ -23,13 +83,32 @@ pub struct FuseAdapter {
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle) -> Self {
-        FuseAdapter { fs, rt, dirs: Arc::default(), next_dir_fh: Arc::new(Mutex::new(1)) }
+    pub fn new(resolver: Arc<dyn FsResolver>, rt: tokio::runtime::Handle) -> Self {
+        FuseAdapter { resolver, rt, dirs: Arc::default(), next_dir_fh: Arc::new(Mutex::new(1)) }
     }
 
     fn ttl(&self) -> Duration {
-        self.fs.config().attr_ttl
+        self.resolver.ttl()
     }
+
+    fn fs(&self, req: &Request) -> Result<(u16, Arc<Fs>), Errno> {
+        self.resolver.for_uid(req.uid(), req.gid()).map_err(|e| errno(&e))
+    }
+
+    /// The filesystem that issued `fh`, and the handle as that filesystem knows it.
+    fn fs_of_handle(&self, fh: FileHandle) -> Result<(Arc<Fs>, u64), Errno> {
+        let slot = (fh.0 >> LOCAL_BITS) as u16;
+        let fs = self.resolver.for_slot(slot).ok_or(Errno::EBADF)?;
+        Ok((fs, fh.0 & ((1 << LOCAL_BITS) - 1)))
+    }
+
+    fn open_flags(&self) -> FopenFlags {
+        if self.resolver.direct_io() { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
+    }
+}
+
+fn handle(slot: u16, local: u64) -> FileHandle {
+    FileHandle(((slot as u64) << LOCAL_BITS) | local)
 }
 
 fn errno(e: &FsError) -> Errno {
@@ -70,8 +149,12 @@ impl Filesystem for FuseAdapter {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let (fs, ttl) = (self.fs.clone(), self.ttl());
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
         let name = match name_str(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -88,11 +171,18 @@ impl Filesystem for FuseAdapter {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.resolver.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let (fs, ttl) = (self.fs.clone(), self.ttl());
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(_) if ino.0 == ROOT => {
+                return reply.attr(&ttl, &to_attr(&self.resolver.bare_root(req.uid(), req.gid())));
+            }
+            Err(e) => return reply.error(e),
+        };
         self.rt.spawn(async move {
             match fs.getattr(ino.0).await {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
@@ -103,7 +193,7 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
@@ -119,11 +209,21 @@ impl Filesystem for FuseAdapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let (fs, ttl) = (self.fs.clone(), self.ttl());
+        let ttl = self.ttl();
+        let (fs, fh) = match fh {
+            Some(fh) => match self.fs_of_handle(fh) {
+                Ok((fs, local)) => (fs, Some(local)),
+                Err(e) => return reply.error(e),
+            },
+            None => match self.fs(req) {
+                Ok((_, fs)) => (fs, None),
+                Err(e) => return reply.error(e),
+            },
+        };
         self.rt.spawn(async move {
             // Times, modes and owners are accepted and not stored: S3 keeps none of them.
             let result = match size {
-                Some(size) => fs.set_size(ino.0, fh.map(|f| f.0), size).await,
+                Some(size) => fs.set_size(ino.0, fh, size).await,
                 None => fs.getattr(ino.0).await,
             };
             match result {
@@ -133,8 +233,12 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
-        let (fs, ttl) = (self.fs.clone(), self.ttl());
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
         let name = match name_str(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -150,8 +254,11 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
         let name = match name_str(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -164,8 +271,11 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
         let name = match name_str(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -180,7 +290,7 @@ impl Filesystem for FuseAdapter {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -188,7 +298,10 @@ impl Filesystem for FuseAdapter {
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let fs = self.fs.clone();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
         let (name, newname) = match (name_str(name), name_str(newname)) {
             (Ok(a), Ok(b)) => (a, b),
             _ => return reply.error(Errno::EINVAL),
@@ -201,13 +314,17 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let fs = self.fs.clone();
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let (slot, fs) = match self.fs(req) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        let open_flags = self.open_flags();
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(handle(slot, fh), open_flags),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -224,9 +341,12 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let fs = self.fs.clone();
+        let (fs, fh) = match self.fs_of_handle(fh) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
         self.rt.spawn(async move {
-            match fs.read(fh.0, offset, size).await {
+            match fs.read(fh, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -245,10 +365,13 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let fs = self.fs.clone();
+        let (fs, fh) = match self.fs_of_handle(fh) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
         let data = data.to_vec();
         self.rt.spawn(async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(fh, offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -256,9 +379,12 @@ impl Filesystem for FuseAdapter {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
+        let (fs, fh) = match self.fs_of_handle(fh) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
         self.rt.spawn(async move {
-            match fs.flush(fh.0).await {
+            match fs.flush(fh).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -279,9 +405,12 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let fs = self.fs.clone();
+        let (fs, fh) = match self.fs_of_handle(fh) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
         self.rt.spawn(async move {
-            match fs.release(fh.0).await {
+            match fs.release(fh).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -290,7 +419,7 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -298,7 +427,12 @@ impl Filesystem for FuseAdapter {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let (fs, ttl) = (self.fs.clone(), self.ttl());
+        let ttl = self.ttl();
+        let (slot, fs) = match self.fs(req) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        let open_flags = self.open_flags();
         let name = match name_str(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -307,17 +441,27 @@ impl Filesystem for FuseAdapter {
             match fs.create(parent.0, &name).await {
                 Ok((stat, fh)) => {
                     fs.remember(stat.ino);
-                    reply.created(&ttl, &to_attr(&stat), Generation(0), FileHandle(fh), FopenFlags::empty());
+                    reply.created(&ttl, &to_attr(&stat), Generation(0), handle(slot, fh), open_flags);
                 }
                 Err(e) => reply.error(errno(&e)),
             }
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let (fs, dirs, next) = (self.fs.clone(), self.dirs.clone(), self.next_dir_fh.clone());
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let (dirs, next) = (self.dirs.clone(), self.next_dir_fh.clone());
+        // A user without a filesystem (no login) sees an empty root and nothing else.
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => Some(fs),
+            Err(_) if ino.0 == ROOT => None,
+            Err(e) => return reply.error(e),
+        };
         self.rt.spawn(async move {
-            match fs.readdir(ino.0).await {
+            let entries = match fs {
+                Some(fs) => fs.readdir(ino.0).await,
+                None => Ok(Vec::new()),
+            };
+            match entries {
                 Ok(entries) => {
                     let fh = {
                         let mut n = next.lock().unwrap();
@@ -347,25 +491,27 @@ impl Filesystem for FuseAdapter {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let Some(entries) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
         let ttl = self.ttl();
-        let Ok(me) = self.fs.root_stat().map(|mut s| {
-            s.ino = ino.0;
-            s
-        }) else {
-            return reply.error(Errno::EIO);
+        let fs = self.fs(req).ok().map(|(_, fs)| fs);
+        let mut me = match &fs {
+            Some(fs) => fs.root_stat().unwrap_or_else(|_| self.resolver.bare_root(req.uid(), req.gid())),
+            None => self.resolver.bare_root(req.uid(), req.gid()),
         };
+        me.ino = ino.0;
         let dots = [(".".to_string(), me.clone()), ("..".to_string(), me)];
         let all = dots.into_iter().chain(entries.iter().map(|e| (e.name.clone(), e.stat.clone())));
         for (i, (name, stat)) in all.enumerate().skip(offset as usize) {
             if reply.add(INodeNo(stat.ino), (i + 1) as u64, &name, &ttl, &to_attr(&stat), Generation(0)) {
                 break;
             }
-            if i >= 2 {
-                self.fs.remember(stat.ino);
+            if i >= 2
+                && let Some(fs) = &fs
+            {
+                fs.remember(stat.ino);
             }
         }
         reply.ok();

@@ -9,4 +9,5 @@ pub mod fs;
 pub mod fuse;
 pub mod identity;
 pub mod mount;
+pub mod multiuser;
 pub mod object;

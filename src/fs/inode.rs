@@ -1,12 +1,13 @@
-//! Inode numbers for paths in the mount. A path keeps its number while the kernel knows it, so
-//! repeated lookups of one key give one inode.
+//! Inode numbers for paths in the mount. A number is a hash of what the path is (bucket, key, kind),
+//! so every identity of a multi-user mount gives the same path the same inode — the kernel keeps one
+//! inode namespace per mount — while each identity keeps its own table of what it was allowed to see.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 pub const ROOT: u64 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Root,
     Bucket,
@@ -54,7 +55,19 @@ impl Inode {
 pub struct InodeTable {
     by_ino: HashMap<u64, Inode>,
     by_name: HashMap<(u64, String), u64>,
-    next: u64,
+}
+
+/// The inode number of a path: stable across identities and remounts. Numbers 0 and 1 are reserved;
+/// a collision inside one table (2^-64 per pair) moves to the next free number.
+fn number_for(kind: Kind, bucket: &str, key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same number in every process.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x5350_4653, 0x494e_4f44);
+    (kind as u8).hash(&mut h);
+    bucket.hash(&mut h);
+    key.hash(&mut h);
+    h.finish().max(2)
 }
 
 impl InodeTable {
@@ -69,7 +82,7 @@ impl InodeTable {
             attr: Attr { size: 0, mtime: SystemTime::now(), etag: None, valid_until: Instant::now() },
             lookups: 1,
         };
-        InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new(), next: ROOT + 1 }
+        InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new() }
     }
 
     pub fn get(&self, ino: u64) -> Option<&Inode> {
@@ -100,8 +113,8 @@ impl InodeTable {
         };
         if let Some(&ino) = self.by_name.get(&(parent, name.to_string()))
             && let Some(existing) = self.by_ino.get_mut(&ino)
+            && existing.kind == kind
         {
-            existing.kind = kind;
             existing.key = key;
             existing.bucket = bucket;
             existing.attr = attr;
@@ -111,8 +124,10 @@ impl InodeTable {
     }
 
     fn insert_new(&mut self, parent: u64, name: &str, kind: Kind, bucket: String, key: String, attr: Attr) -> Inode {
-        let ino = self.next;
-        self.next += 1;
+        let mut ino = number_for(kind, &bucket, &key);
+        while self.by_ino.contains_key(&ino) {
+            ino = ino.wrapping_add(1).max(2);
+        }
         let inode = Inode { ino, parent, name: name.to_string(), kind, bucket, key, attr, lookups: 0 };
         self.by_ino.insert(ino, inode.clone());
         self.by_name.insert((parent, name.to_string()), ino);

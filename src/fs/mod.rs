@@ -244,8 +244,10 @@ impl Fs {
                 .list_buckets()
                 .await
                 .or_else(|e| match e {
-                    // MinIO answers AccessDenied when no bucket is visible: an empty root.
-                    ObjectError::AccessDenied => Ok(Vec::new()),
+                    // MinIO answers AccessDenied when no bucket is visible, and an identity STS gives
+                    // no credentials (no policy, say) can see no bucket: an empty root. The reason is
+                    // logged by the credentials layer; everything below the root says EACCES.
+                    ObjectError::AccessDenied | ObjectError::NoCredentials(_) => Ok(Vec::new()),
                     other => Err(other),
                 })?
                 .into_iter()

@@ -42,6 +42,9 @@ impl std::fmt::Debug for StoredTokens {
 #[derive(Clone)]
 pub struct TokenStore {
     dir: PathBuf,
+    /// Files written here are given to this user (a multi-user mount, running as root, refreshing a
+    /// user's tokens in the user's own store).
+    owner: Option<(u32, u32)>,
 }
 
 impl TokenStore {
@@ -62,7 +65,30 @@ impl TokenStore {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         }
         refuse_if_shared(dir, 0o700)?;
-        Ok(TokenStore { dir: dir.to_path_buf() })
+        Ok(TokenStore { dir: dir.to_path_buf(), owner: None })
+    }
+
+    /// Opens another user's existing store (as root, for a multi-user mount). The directory must
+    /// belong to that user and be private; files written keep belonging to them.
+    pub fn open_for_user(dir: &Path, uid: u32, gid: u32) -> Result<Self, IdentityError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir).map_err(|e| IdentityError::Store(format!("{}: {e}", dir.display())))?;
+        if meta.uid() != uid {
+            return Err(IdentityError::Store(format!(
+                "{} belongs to uid {}, not to uid {uid}; refusing to use it",
+                dir.display(),
+                meta.uid()
+            )));
+        }
+        refuse_if_shared(dir, 0o700)?;
+        Ok(TokenStore { dir: dir.to_path_buf(), owner: Some((uid, gid)) })
+    }
+
+    fn give_to_owner(&self, file: &std::fs::File) -> std::io::Result<()> {
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+        }
+        Ok(())
     }
 
     /// Takes the store's lock for `profile`, blocking until other processes release it. Held while
@@ -76,6 +102,7 @@ impl TokenStore {
             .mode(0o600)
             .open(&path)
             .map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?;
+        self.give_to_owner(&file).map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?;
         // SAFETY: flock on a descriptor we own; the lock is released when `file` is closed.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
@@ -100,6 +127,7 @@ impl TokenStore {
         let mut f =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         let json = serde_json::to_vec_pretty(tokens).map_err(|e| IdentityError::Store(e.to_string()))?;
+        self.give_to_owner(&f).map_err(io)?;
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)

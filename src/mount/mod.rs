@@ -14,8 +14,9 @@ use std::time::Duration;
 use crate::config::Profile;
 use crate::credentials::CredentialProvider;
 use crate::fs::{Fs, FsConfig};
-use crate::fuse::FuseAdapter;
+use crate::fuse::{FsResolver, FuseAdapter, SingleUser};
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
+use crate::multiuser::MultiUser;
 use crate::object::ObjectClient;
 use crate::object::s3::S3ObjectClient;
 pub use options::MountOptions;
@@ -180,19 +181,31 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     let endpoint = profile.endpoint.clone().ok_or_else(|| {
         format!("profile {} has no endpoint; add `endpoint = \"https://...\"` or pass ENDPOINT", profile.name)
     })?;
-    let store = TokenStore::open(&req.token_dir).map_err(|e| e.to_string())?;
-    let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
-    let provider = CredentialProvider::for_profile(&profile, tokens).map_err(|e| e.to_string())?;
-    rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
-    let client = Arc::new(S3ObjectClient::new(provider, &endpoint));
-    rt.block_on(async {
-        match client.list_buckets().await {
-            Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
-            Err(e) => Err(format!("cannot list buckets at {endpoint}: {e}")),
+    let multiuser = req.options.multiuser;
+    // The filesystems that may hold data being written: one, or one per identity.
+    let resolver: Arc<dyn FsResolver> = if multiuser {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("a multiuser mount reads every user's token store: mount it as root (e.g. from fstab)".into());
         }
-    })?;
-    let fs = Arc::new(Fs::new(client, fs_config(&req.options)?));
-    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
+        let users = Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options)?));
+        let sweeper = users.clone();
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let dropped = sweeper.drop_idle(crate::multiuser::IDLE_DROP);
+                if dropped > 0 {
+                    tracing::info!(dropped, "idle identities dropped from memory");
+                }
+            }
+        });
+        users
+    } else {
+        let fs =
+            Arc::new(Fs::new(single_user_client(&rt, &profile, &endpoint, &req.token_dir)?, fs_config(&req.options)?));
+        Arc::new(SingleUser(fs))
+    };
+    let adapter = FuseAdapter::new(resolver.clone(), rt.handle().clone());
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -204,10 +217,11 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     if req.options.read_only {
         config.mount_options.push(fuser::MountOption::RO);
     }
-    if req.options.default_permissions {
+    // A multi-user mount is for every user, with the kernel checking each one's permissions.
+    if req.options.default_permissions || multiuser {
         config.mount_options.push(fuser::MountOption::DefaultPermissions);
     }
-    config.acl = if req.options.allow_other {
+    config.acl = if req.options.allow_other || multiuser {
         fuser::SessionACL::All
     } else if req.options.allow_root {
         fuser::SessionACL::RootAndOwner
@@ -241,11 +255,13 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     if stop {
         // Files still open get their data uploaded before the mount goes away; later writes are
         // refused so nothing is staged that no upload would pick up.
-        fs.begin_shutdown();
         rt.block_on(async {
-            for fh in fs.open_handles() {
-                if let Err(e) = fs.flush(fh).await {
-                    tracing::error!(error = %e, "upload before unmount failed; the staged file is kept");
+            for fs in resolver.all() {
+                fs.begin_shutdown();
+                for fh in fs.open_handles() {
+                    if let Err(e) = fs.flush(fh).await {
+                        tracing::error!(error = %e, "upload before unmount failed; the staged file is kept");
+                    }
                 }
             }
         });
@@ -260,6 +276,27 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     }
     tracing::info!(mountpoint = %req.mountpoint.display(), "unmounted");
     Ok(())
+}
+
+/// The mounting user's own object client, after checking that sign-in, STS and the endpoint work.
+fn single_user_client(
+    rt: &tokio::runtime::Runtime,
+    profile: &Profile,
+    endpoint: &str,
+    token_dir: &Path,
+) -> Result<Arc<S3ObjectClient>, String> {
+    let store = TokenStore::open(token_dir).map_err(|e| e.to_string())?;
+    let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
+    let provider = CredentialProvider::for_profile(profile, tokens).map_err(|e| e.to_string())?;
+    rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
+    let client = Arc::new(S3ObjectClient::new(provider, endpoint));
+    rt.block_on(async {
+        match client.list_buckets().await {
+            Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
+            Err(e) => Err(format!("cannot list buckets at {endpoint}: {e}")),
+        }
+    })?;
+    Ok(client)
 }
 
 /// Tells whoever waits (the parent's pipe, systemd) that the mount is usable.

@@ -21,6 +21,18 @@ pub struct MountOptions {
     pub default_permissions: bool,
     pub profile: Option<String>,
     pub duration_seconds: Option<u64>,
+    /// `config=FILE`: the config file to read after the standard ones (fstab: mount runs as root
+    /// with a minimal environment, so `--config`/`SSOFS_CONFIG` are not at hand).
+    pub config: Option<PathBuf>,
+    /// `state_dir=DIR`: where the tokens are (default `$SSOFS_STATE_DIR`, else the XDG state dir).
+    pub state_dir: Option<PathBuf>,
+    /// `log_level=LEVEL`: a tracing filter (`error`, `warn`, `info`, `debug`, `trace`, or directives
+    /// such as `ssofs=debug`).
+    pub log_level: Option<String>,
+    /// `log_file=FILE`: append the log there instead of the default.
+    pub log_file: Option<PathBuf>,
+    /// `multiuser`: serve each Unix user with their own identity.
+    pub multiuser: bool,
 }
 
 /// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
@@ -112,6 +124,17 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
             }
             "profile" => o.profile = Some(need(value, name)?.to_string()),
+            "multiuser" => o.multiuser = true,
+            "config" => o.config = Some(PathBuf::from(need(value, name)?)),
+            "state_dir" => o.state_dir = Some(PathBuf::from(need(value, name)?)),
+            "log_file" => o.log_file = Some(PathBuf::from(need(value, name)?)),
+            "log_level" => {
+                let v = need(value, name)?;
+                if !valid_log_level(v) {
+                    return Err(bad(v, "expected error, warn, info, debug, trace or off (or target=level directives)"));
+                }
+                o.log_level = Some(v.to_string());
+            }
             "duration_seconds" => {
                 let v = need(value, name)?;
                 o.duration_seconds = Some(v.parse().map_err(|_| bad(v, "expected whole seconds"))?);
@@ -119,7 +142,8 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             _ => {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, disk_cache_size, ro, allow_other, allow_root, default_permissions, profile, duration_seconds \
+                     cache_size, cache_dir, disk_cache_size, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
+                     config, state_dir, log_level, log_file, multiuser \
                      (see `ssofs mount --help`)"
                 ));
             }
@@ -129,6 +153,21 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
         return Err("mount options allow_other and allow_root cannot be combined".into());
     }
     Ok(o)
+}
+
+/// `info`, `debug`, ..., or `target=level` directives separated by `:` (a comma would end the
+/// mount option).
+fn valid_log_level(v: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    v.split(':').all(|d| {
+        let level = d.rsplit_once('=').map_or(d, |(target, level)| if target.is_empty() { "" } else { level });
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    })
+}
+
+/// The log filter for a `log_level=` value: `:` separates directives in a mount option.
+pub fn log_filter(level: &str) -> String {
+    level.replace(':', ",")
 }
 
 /// The value of `name=value`, which must not be empty.
@@ -176,5 +215,51 @@ mod tests {
         assert!(p("attr_ttl=-1").is_err());
         assert!(p("uid").unwrap_err().contains("needs a value"));
         assert!(p("allow_other,allow_root").is_err());
+    }
+
+    #[test]
+    fn option_table() {
+        // (input, Ok(check) or Err(text the error must contain))
+        type Case = (&'static str, fn(&MountOptions) -> bool);
+        let ok: &[Case] = &[
+            ("", |o| *o == MountOptions::default()),
+            ("defaults,_netdev,nofail,noauto,auto,user,users,comment=systemd.x,x-systemd.automount", |o| {
+                *o == MountOptions::default()
+            }),
+            ("log_level=debug", |o| o.log_level.as_deref() == Some("debug")),
+            ("log_level=ssofs=debug:warn", |o| o.log_level.as_deref() == Some("ssofs=debug:warn")),
+            ("log_file=/var/log/ssofs.log", |o| o.log_file == Some(PathBuf::from("/var/log/ssofs.log"))),
+            ("multiuser", |o| o.multiuser),
+            ("config=/etc/ssofs/corp.toml,state_dir=/var/lib/ssofs", |o| {
+                o.config == Some(PathBuf::from("/etc/ssofs/corp.toml"))
+                    && o.state_dir == Some(PathBuf::from("/var/lib/ssofs"))
+            }),
+            ("ro,allow_root,default_permissions,gid=5,dir_mode=0750,dir_ttl=3", |o| {
+                o.read_only && o.allow_root && o.default_permissions && o.gid == Some(5) && o.dir_mode == Some(0o750)
+            }),
+            ("disk_cache_size=2G,cache_dir=/var/cache/ssofs,duration_seconds=900", |o| {
+                o.disk_cache_size == Some(2 << 30) && o.duration_seconds == Some(900)
+            }),
+        ];
+        for (input, check) in ok {
+            let o = p(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert!(check(&o), "{input}: {o:?}");
+        }
+        let bad = [
+            ("log_level=loud", "log_level=loud"),
+            ("log_level=", "needs a value"),
+            ("config", "needs a value"),
+            ("state_dir=", "needs a value"),
+            ("multi_user", "\"multi_user\""),
+            ("profile", "needs a value"),
+            ("duration_seconds=1h", "duration_seconds=1h"),
+            ("gid=-1", "gid=-1"),
+            ("dir_mode=0o8", "octal"),
+            ("attr_ttl=NaN", "attr_ttl"),
+        ];
+        for (input, want) in bad {
+            let e = p(input).expect_err(input);
+            assert!(e.contains(want), "{input}: {e}");
+        }
     }
 }
