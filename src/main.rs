@@ -12,6 +12,9 @@ use ssofs::identity::browser::{self, BrowserOptions};
 use ssofs::identity::login::{self, DevicePolling};
 use ssofs::identity::status::{self, Status};
 
+mod doctor;
+mod logging;
+
 /// Log in to Azure AD (Entra ID) and use your MinIO buckets with short-lived per-user credentials.
 ///
 /// Configuration comes from /etc/ssofs/config.toml, then $XDG_CONFIG_HOME/ssofs/config.toml
@@ -30,6 +33,9 @@ struct Cli {
     profile: Option<String>,
     #[command(flatten)]
     overrides: ProfileFlags,
+    /// Append the log to FILE instead of stderr (or the journal, when run by systemd).
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,13 +107,37 @@ enum Command {
     /// trusted); cache_size=256M (memory for object data); cache_dir=DIR (written files are
     /// staged in DIR/staging, default ~/.cache/ssofs; an explicit cache_dir also spills evicted blocks
     /// to DIR/blocks, up to disk_cache_size=1G); ro; allow_other, allow_root, default_permissions (FUSE);
-    /// profile=P; duration_seconds=N (STS). mount(8) options such as _netdev, nofail, noauto, user,
+    /// profile=P; duration_seconds=N (STS); multiuser (root only: one mount serves every Unix user with
+    /// their own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts"). mount(8) options such as _netdev, nofail, noauto, user,
     /// defaults, x-* and comment=* are accepted and ignored. An unknown option is an error.
     Mount(MountArgs),
     /// Unmount a ssofs mount (same as `fusermount3 -u`).
     Unmount {
         /// The mounted directory.
         mountpoint: PathBuf,
+    },
+    /// Check everything a mount needs and say what to fix: config, identity provider, clocks, token,
+    /// audience, groups claim, STS, buckets (what you can do in each), FUSE.
+    ///
+    /// Exits 0 when every check passes (warnings allowed), 1 otherwise.
+    Doctor {
+        /// Print the report as JSON: profile, ok, diagnosis (the first failed check), checks (check,
+        /// outcome pass/warn/fail/skip, detail, fix).
+        #[arg(long)]
+        json: bool,
+        /// Also check that each bucket can be written, by writing and deleting an empty object
+        /// `.ssofs-doctor-probe-*`.
+        #[arg(long)]
+        write_probe: bool,
+        /// The mount options to check (as for `ssofs mount -o`), e.g. allow_other, config=, state_dir=.
+        #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+        options: Vec<String>,
+    },
+    /// Write man pages (DIR/man1) and shell completions (DIR/completions) for packaging.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory.
+        dir: PathBuf,
     },
 }
 
@@ -149,16 +179,19 @@ struct LoginArgs {
 }
 
 fn main() -> ExitCode {
-    // The clock warning is printed plainly below; its log line shows only when SSOFS_LOG asks.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SSOFS_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| "warn,ssofs::identity::clock=off".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `-o log_level=`/`log_file=` (mount, doctor) and --log-file pick the log; see logging.rs.
+    let mount_opts = match &cli.command {
+        Command::Mount(a) => ssofs::mount::options::parse(&a.options).ok(),
+        Command::Doctor { options, .. } => ssofs::mount::options::parse(options).ok(),
+        _ => None,
+    };
+    let level = mount_opts.as_ref().and_then(|o| o.log_level.as_deref()).map(ssofs::mount::options::log_filter);
+    let log_file = cli.log_file.clone().or_else(|| mount_opts.and_then(|o| o.log_file));
+    if let Err(message) = logging::init(level.as_deref(), log_file.as_deref()) {
+        eprintln!("ssofs: {message}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -168,9 +201,76 @@ fn main() -> ExitCode {
     }
 }
 
+fn doctor_command(cli: Cli, json: bool, write_probe: bool, options: &[String]) -> Result<(), String> {
+    let options = ssofs::mount::options::parse(options)?;
+    let f = cli.overrides;
+    let req = doctor::Request {
+        sources: Sources::standard(cli.config.or_else(|| options.config.clone())),
+        profile: cli.profile.or_else(|| options.profile.clone()),
+        overrides: Overrides {
+            issuer: f.issuer,
+            tenant: f.tenant,
+            client_id: f.client_id,
+            endpoint: f.endpoint,
+            ca_file: f.ca_file,
+            accept_v1_issuer: f.accept_v1_issuer.then_some(true),
+        },
+        duration_seconds: f.duration_seconds.or(options.duration_seconds),
+        state_dir: options.state_dir.clone(),
+        write_probe,
+        options,
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let report = rt.block_on(doctor::run(req));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", report.text());
+    }
+    if report.ok { Ok(()) } else { std::process::exit(1) }
+}
+
+/// Man pages for `ssofs` and each visible subcommand, and bash/zsh/fish completions.
+fn generate_docs(dir: &std::path::Path) -> Result<(), String> {
+    use clap::CommandFactory;
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let man = dir.join("man1");
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&man).map_err(io)?;
+    std::fs::create_dir_all(&completions).map_err(io)?;
+    let cmd = Cli::command();
+    let mut pages = vec![("ssofs".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("ssofs-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().display_name(name.clone()).bin_name(name)));
+    }
+    for (name, page) in pages {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out).map_err(io)?;
+        std::fs::write(man.join(format!("{name}.1")), out).map_err(io)?;
+    }
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "ssofs.bash"),
+        (clap_complete::Shell::Zsh, "_ssofs"),
+        (clap_complete::Shell::Fish, "ssofs.fish"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "ssofs", &mut out);
+        std::fs::write(completions.join(file), out).map_err(io)?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     if let Command::Unmount { mountpoint } = &cli.command {
         return ssofs::mount::unmount(mountpoint);
+    }
+    if let Command::GenerateDocs { dir } = &cli.command {
+        return generate_docs(dir);
+    }
+    if let Command::Doctor { json, write_probe, options } = &cli.command {
+        let (json, write_probe, options) = (*json, *write_probe, options.clone());
+        return doctor_command(cli, json, write_probe, &options);
     }
     let mount_options = match &cli.command {
         Command::Mount(args) => Some(ssofs::mount::options::parse(&args.options)?),
@@ -187,12 +287,18 @@ fn run(cli: Cli) -> Result<(), String> {
         ca_file: f.ca_file,
         accept_v1_issuer: f.accept_v1_issuer.then_some(true),
     };
-    let mut profile = config::load_profile_with(&Sources::standard(cli.config), profile_name.as_deref(), &overrides)
+    // `-o config=FILE` (fstab, where mount's environment has no SSOFS_CONFIG) when --config is not given.
+    let config_file = cli.config.or_else(|| mount_options.as_ref().and_then(|o| o.config.clone()));
+    let mut profile = config::load_profile_with(&Sources::standard(config_file), profile_name.as_deref(), &overrides)
         .map_err(|e| e.to_string())?;
     if f.duration_seconds.is_some() {
         profile.duration_seconds = f.duration_seconds;
     }
-    let store_dir = TokenStore::default_dir().map_err(|e| e.to_string())?;
+    // `-o state_dir=DIR` names the token store (fstab: root's mount may have no HOME).
+    let store_dir = match mount_options.as_ref().and_then(|o| o.state_dir.clone()) {
+        Some(dir) => dir,
+        None => TokenStore::default_dir().map_err(|e| e.to_string())?,
+    };
     let store = TokenStore::open(&store_dir).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Login(args) => {
@@ -269,6 +375,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 token_dir: store_dir,
             })
         }
-        Command::Unmount { .. } => unreachable!("handled before the profile is loaded"),
+        Command::Unmount { .. } | Command::Doctor { .. } | Command::GenerateDocs { .. } => {
+            unreachable!("handled before the profile is loaded")
+        }
     }
 }
