@@ -20,6 +20,7 @@ use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsConfig, FsError, Stat};
 use crate::fuse::FsResolver;
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
+use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
 use crate::object::s3::S3ObjectClient;
 
 /// How long a user without a login is remembered as such before the store is looked at again.
@@ -68,7 +69,7 @@ impl MultiUser {
         }
         let tokens = Arc::new(StoreTokenSource::new(self.profile.clone(), store, DEFAULT_MARGIN));
         let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
-        let client = Arc::new(S3ObjectClient::new(provider, &self.endpoint));
+        let client = Arc::new(Retrying::new(S3ObjectClient::new(provider, &self.endpoint), DEFAULT_DEADLINE));
         let mut config = self.template.clone();
         config.uid = uid;
         config.gid = gid;

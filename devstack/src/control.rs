@@ -21,6 +21,7 @@ pub struct Control {
     pub idp: Arc<Idp>,
     pub iam: Arc<Iam>,
     pub log: Arc<RequestLog>,
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 pub fn router(control: Control) -> Router {
@@ -32,6 +33,7 @@ pub fn router(control: Control) -> Router {
         .route("/clock-offset", post(clock_offset))
         .route("/expire-sessions", post(expire_sessions))
         .route("/requests", get(requests))
+        .route("/faults", get(faults).post(set_faults))
         .with_state(control)
 }
 
@@ -101,4 +103,17 @@ async fn expire_sessions(State(c): State<Control>) -> Response {
 
 async fn requests(State(c): State<Control>) -> Response {
     Json(c.log.snapshot()).into_response()
+}
+
+async fn faults(State(c): State<Control>) -> Response {
+    Json(c.faults.settings()).into_response()
+}
+
+/// `POST /faults` with any of `s3_down`, `latency_ms`, `slowdown_permille`, `drop_permille`,
+/// `sts_down`, `idp_down` (flags as 1/0), or `reset=1`.
+async fn set_faults(State(c): State<Control>, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    match c.faults.apply(&pairs) {
+        Ok(()) => Json(json!({ "ok": true, "faults": c.faults.settings() })).into_response(),
+        Err(e) => bad_request(e),
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod faults;
 pub mod idp;
 pub mod keys;
 pub mod s3;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -109,9 +111,24 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     builder.set_auth(MinioAuth(iam.clone()));
     builder.set_access(MinioAuth(iam.clone()));
     let log = Arc::new(RequestLog::default());
-    let front = Arc::new(Front { s3: builder.build(), sts, log: log.clone() });
+    let faults = Arc::new(faults::Faults::default());
+    let front = Arc::new(Front { s3: builder.build(), sts, log: log.clone(), faults: faults.clone() });
 
-    let app = idp.router().nest("/_devstack", control::router(control::Control { idp: idp.clone(), iam, log }));
+    // The IdP "goes down" (503) on request; the control API below stays reachable.
+    let idp_faults = faults.clone();
+    let azure = idp.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let down = idp_faults.idp_down.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if down {
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "identity provider down (devstack fault)")
+                        .into_response();
+                }
+                next.run(req).await
+            }
+        },
+    ));
+    let app = azure.nest("/_devstack", control::router(control::Control { idp: idp.clone(), iam, log, faults }));
 
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();

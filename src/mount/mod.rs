@@ -18,6 +18,7 @@ use crate::fuse::{FsResolver, FuseAdapter, SingleUser};
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
 use crate::multiuser::MultiUser;
 use crate::object::ObjectClient;
+use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
 use crate::object::s3::S3ObjectClient;
 pub use options::MountOptions;
 
@@ -284,12 +285,12 @@ fn single_user_client(
     profile: &Profile,
     endpoint: &str,
     token_dir: &Path,
-) -> Result<Arc<S3ObjectClient>, String> {
+) -> Result<Arc<Retrying<S3ObjectClient>>, String> {
     let store = TokenStore::open(token_dir).map_err(|e| e.to_string())?;
     let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
     let provider = CredentialProvider::for_profile(profile, tokens).map_err(|e| e.to_string())?;
     rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
-    let client = Arc::new(S3ObjectClient::new(provider, endpoint));
+    let client = Arc::new(Retrying::new(S3ObjectClient::new(provider, endpoint), DEFAULT_DEADLINE));
     rt.block_on(async {
         match client.list_buckets().await {
             Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),

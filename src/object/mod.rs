@@ -2,6 +2,7 @@
 //! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
 
 pub mod mock;
+pub mod retry;
 pub mod s3;
 
 use std::ops::Range;

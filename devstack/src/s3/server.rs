@@ -2,10 +2,13 @@
 //! to the s3s service. Every request is logged for tests, and HEAD errors carry MinIO's
 //! `x-minio-error-code` header, since a HEAD response has no body to carry the code.
 
-use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use s3s::Body;
@@ -14,6 +17,7 @@ use serde::Serialize;
 
 use super::auth::{RequestNote, query_param};
 use super::sts::Sts;
+use crate::faults::Faults;
 
 /// Largest STS form accepted: Azure tokens with many groups run to several KB; MinIO reads up to 1 MiB.
 const MAX_STS_BODY: usize = 1 << 20;
@@ -47,10 +51,73 @@ pub struct Front {
     pub s3: S3Service,
     pub sts: Arc<Sts>,
     pub log: Arc<RequestLog>,
+    pub faults: Arc<Faults>,
+}
+
+/// What the front answers with: s3s's body, or one cut short on purpose.
+pub type FrontBody = BoxBody<Bytes, std::io::Error>;
+
+fn boxed(body: Body) -> FrontBody {
+    body.map_err(|e| std::io::Error::other(e.to_string())).boxed()
 }
 
 impl Front {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    /// Serves one request, with whatever faults are switched on. An `Err` makes hyper cut the
+    /// connection without an answer (the endpoint "is down").
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<FrontBody>, std::io::Error> {
+        if self.faults.s3_down.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("S3 endpoint stopped (devstack fault)"));
+        }
+        let latency = self.faults.latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let sts = is_sts(&req);
+        let injected = if sts && self.faults.sts_down.load(Ordering::SeqCst) {
+            Some(("AssumeRoleWithWebIdentity", "ServiceUnavailable", "STS is unavailable (devstack fault)."))
+        } else if !sts && Faults::roll(&self.faults.slowdown_permille) {
+            Some(("", "SlowDown", "Please reduce your request rate."))
+        } else {
+            None
+        };
+        if let Some((op, code, message)) = injected {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><Resource>{path}</Resource><RequestId>devstack</RequestId></Error>"
+            );
+            let resp = Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header("content-type", "application/xml")
+                .header("retry-after", "1")
+                .body(boxed(Body::from(xml)))
+                .expect("static response parts");
+            self.record(&method, path, query, op.to_string(), String::new(), 503);
+            return Ok(resp);
+        }
+        let resp = self.serve(req).await;
+        if method == Method::GET && resp.status().is_success() && Faults::roll(&self.faults.drop_permille) {
+            return Ok(cut_halfway(resp));
+        }
+        Ok(resp.map(boxed))
+    }
+
+    fn record(&self, method: &Method, path: String, query: String, op: String, access_key: String, status: u16) {
+        self.log.push(RequestRecord {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            method: method.to_string(),
+            path,
+            query,
+            op,
+            access_key,
+            status,
+        });
+    }
+
+    async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
@@ -74,18 +141,8 @@ impl Front {
             let ak = note.access_key.lock().unwrap().clone().or(signed_key).unwrap_or_default();
             (resp, op, ak)
         };
-        self.log.push(RequestRecord {
-            time: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            method: method.to_string(),
-            path,
-            query,
-            op,
-            access_key,
-            status: resp.status().as_u16(),
-        });
-        Ok(resp)
+        self.record(&method, path, query, op, access_key, resp.status().as_u16());
+        resp
     }
 
     async fn sts(&self, req: Request<Incoming>) -> (Response<Body>, String) {
@@ -105,6 +162,25 @@ impl Front {
             .expect("static response parts");
         (resp, action)
     }
+}
+
+/// Sends the headers and the first half of the body, then fails the stream, so the client sees the
+/// connection cut in the middle of the response.
+fn cut_halfway(resp: Response<Body>) -> Response<FrontBody> {
+    let (parts, body) = resp.into_parts();
+    let length: u64 =
+        parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut budget = length / 2;
+    let frames = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+        if budget == 0 {
+            return Err(std::io::Error::other("connection dropped (devstack fault)"));
+        }
+        let take = (chunk.len() as u64).min(budget) as usize;
+        budget -= take as u64;
+        Ok(Frame::data(chunk.slice(..take)))
+    });
+    Response::from_parts(parts, StreamBody::new(frames).boxed())
 }
 
 /// MinIO serves STS on `POST /` with a form body (or `Action=` in the query).

@@ -1,0 +1,86 @@
+//! Fault injection for tests (control API `/_devstack/faults`): stop and restart the S3 endpoint,
+//! add latency, drop connections in the middle of a response, answer 503 SlowDown for a fraction of
+//! requests, make STS fail, take the identity provider down.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Default)]
+pub struct Faults {
+    /// S3 and STS connections are cut without an answer, as if the server were down.
+    pub s3_down: AtomicBool,
+    /// Added before every S3/STS answer.
+    pub latency_ms: AtomicU64,
+    /// Per mille of S3 requests answered 503 SlowDown.
+    pub slowdown_permille: AtomicU32,
+    /// Per mille of GET responses whose connection is cut halfway through the body.
+    pub drop_permille: AtomicU32,
+    /// STS answers 503 to every call.
+    pub sts_down: AtomicBool,
+    /// The identity provider's Azure endpoints answer 503.
+    pub idp_down: AtomicBool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultSettings {
+    pub s3_down: bool,
+    pub latency_ms: u64,
+    pub slowdown_permille: u32,
+    pub drop_permille: u32,
+    pub sts_down: bool,
+    pub idp_down: bool,
+}
+
+impl Faults {
+    pub fn settings(&self) -> FaultSettings {
+        FaultSettings {
+            s3_down: self.s3_down.load(Ordering::SeqCst),
+            latency_ms: self.latency_ms.load(Ordering::SeqCst),
+            slowdown_permille: self.slowdown_permille.load(Ordering::SeqCst),
+            drop_permille: self.drop_permille.load(Ordering::SeqCst),
+            sts_down: self.sts_down.load(Ordering::SeqCst),
+            idp_down: self.idp_down.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Applies `name=value` pairs from the control API; unknown names and bad values are errors.
+    pub fn apply(&self, pairs: &[(String, String)]) -> Result<(), String> {
+        for (name, value) in pairs {
+            let flag = || match value.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                other => Err(format!("{name}: expected 1 or 0, got {other:?}")),
+            };
+            let number = || value.parse::<u64>().map_err(|_| format!("{name}: expected a whole number, got {value:?}"));
+            let permille = || {
+                let n = number()?;
+                if n > 1000 { Err(format!("{name}: at most 1000 (per mille)")) } else { Ok(n as u32) }
+            };
+            match name.as_str() {
+                "s3_down" => self.s3_down.store(flag()?, Ordering::SeqCst),
+                "latency_ms" => self.latency_ms.store(number()?, Ordering::SeqCst),
+                "slowdown_permille" => self.slowdown_permille.store(permille()?, Ordering::SeqCst),
+                "drop_permille" => self.drop_permille.store(permille()?, Ordering::SeqCst),
+                "sts_down" => self.sts_down.store(flag()?, Ordering::SeqCst),
+                "idp_down" => self.idp_down.store(flag()?, Ordering::SeqCst),
+                "reset" => {
+                    for f in [&self.s3_down, &self.sts_down, &self.idp_down] {
+                        f.store(false, Ordering::SeqCst);
+                    }
+                    self.latency_ms.store(0, Ordering::SeqCst);
+                    self.slowdown_permille.store(0, Ordering::SeqCst);
+                    self.drop_permille.store(0, Ordering::SeqCst);
+                }
+                other => return Err(format!("unknown fault {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this request draws the short straw for a per-mille fault.
+    pub fn roll(permille: &AtomicU32) -> bool {
+        let p = permille.load(Ordering::SeqCst);
+        p > 0 && rand::random::<u32>() % 1000 < p
+    }
+}

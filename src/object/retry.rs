@@ -1,0 +1,178 @@
+//! Retries for passing failures. The SDK already retries throttling and 5xx answers a few times; this
+//! layer also covers what the SDK cannot retry — a connection cut in the middle of a body — and
+//! outages longer than the SDK's few attempts, with backoff, until a deadline (default 30 s after the
+//! first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
+//! repeating one is safe. Past the deadline the caller gets the error: nothing hangs.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Retrying<C> {
+    inner: C,
+    deadline: Duration,
+}
+
+impl<C: ObjectClient> Retrying<C> {
+    pub fn new(inner: C, deadline: Duration) -> Self {
+        Retrying { inner, deadline }
+    }
+
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+
+    async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ObjectError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ObjectError>>,
+    {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1u32;
+        loop {
+            match op().await {
+                Err(ObjectError::Unavailable(why)) if start.elapsed() + delay < self.deadline => {
+                    tracing::debug!(what, attempt, reason = %why, "S3 unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                    attempt += 1;
+                }
+                Err(ObjectError::Unavailable(why)) => {
+                    return Err(ObjectError::Unavailable(format!(
+                        "{why} (gave up after {attempt} attempts in {} s)",
+                        start.elapsed().as_secs()
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: ObjectClient> ObjectClient for Retrying<C> {
+    async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
+        self.run("ListBuckets", || self.inner.list_buckets()).await
+    }
+
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, ObjectError> {
+        self.run("ListObjectsV2", || self.inner.list_page(bucket, prefix, continuation.clone())).await
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
+        self.run("HeadObject", || self.inner.head(bucket, key)).await
+    }
+
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, ObjectError> {
+        self.run("GetObject", || self.inner.get_range(bucket, key, range.clone(), etag)).await
+    }
+
+    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
+        self.run("PutObject", || self.inner.put_file(bucket, key, path)).await
+    }
+
+    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+        self.run("PutObject", || self.inner.put_bytes(bucket, key, body.clone())).await
+    }
+
+    async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
+        self.run("CopyObject", || self.inner.copy(bucket, from, to)).await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.run("DeleteObject", || self.inner.delete(bucket, key)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::object::mock::MockObjectClient;
+
+    /// Fails the first `failures` reads as a cut connection would.
+    struct Flaky {
+        inner: MockObjectClient,
+        failures: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectClient for Flaky {
+        async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
+            self.inner.list_buckets().await
+        }
+        async fn list_page(&self, b: &str, p: &str, c: Option<String>) -> Result<ListPage, ObjectError> {
+            self.inner.list_page(b, p, c).await
+        }
+        async fn head(&self, b: &str, k: &str) -> Result<ObjectInfo, ObjectError> {
+            self.inner.head(b, k).await
+        }
+        async fn get_range(&self, b: &str, k: &str, r: Range<u64>, e: Option<&str>) -> Result<Bytes, ObjectError> {
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(ObjectError::Unavailable("connection reset".into()));
+            }
+            self.inner.get_range(b, k, r, e).await
+        }
+        async fn put_file(&self, b: &str, k: &str, p: &Path) -> Result<ObjectInfo, ObjectError> {
+            self.inner.put_file(b, k, p).await
+        }
+        async fn put_bytes(&self, b: &str, k: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+            self.inner.put_bytes(b, k, body).await
+        }
+        async fn copy(&self, b: &str, f: &str, t: &str) -> Result<(), ObjectError> {
+            self.inner.copy(b, f, t).await
+        }
+        async fn delete(&self, b: &str, k: &str) -> Result<(), ObjectError> {
+            self.inner.delete(b, k).await
+        }
+    }
+
+    fn flaky(failures: u32) -> Flaky {
+        let inner = MockObjectClient::new();
+        inner.add_bucket("b");
+        inner.insert("b", "k", "hello");
+        Flaky { inner, failures: AtomicU32::new(failures) }
+    }
+
+    #[tokio::test]
+    async fn passing_failures_are_retried_until_success() {
+        let c = Retrying::new(flaky(3), Duration::from_secs(10));
+        assert_eq!(c.get_range("b", "k", 0..5, None).await.unwrap().as_ref(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_deadline_with_the_cause() {
+        let c = Retrying::new(flaky(1000), Duration::from_millis(700));
+        let started = Instant::now();
+        let err = c.get_range("b", "k", 0..5, None).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "bounded: {:?}", started.elapsed());
+        assert!(err.to_string().contains("gave up"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_are_not_retried() {
+        let c = Retrying::new(flaky(0), Duration::from_secs(10));
+        assert!(matches!(c.head("b", "missing").await, Err(ObjectError::NotFound)));
+        assert_eq!(c.inner().inner.calls_of("HeadObject"), 1);
+    }
+}
