@@ -11,3 +11,4 @@ pub mod identity;
 pub mod mount;
 pub mod multiuser;
 pub mod object;
+pub mod recover;

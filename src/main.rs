@@ -111,6 +111,20 @@ enum Command {
     /// their own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts"). mount(8) options such as _netdev, nofail, noauto, user,
     /// defaults, x-* and comment=* are accepted and ignored. An unknown option is an error.
     Mount(MountArgs),
+    /// Upload files that were being written when ssofs was killed, or copy them out.
+    ///
+    /// A file written through a mount is staged locally until it is uploaded at close/fsync. If ssofs
+    /// is killed first (SIGKILL, power loss), the staged file stays; the next mount warns about it.
+    /// `recover` uploads each to its bucket and key with your credentials; `--export DIR` copies them
+    /// to DIR/<bucket>/<key> instead. Files of running mounts are left alone.
+    Recover {
+        /// Copy the files to this folder instead of uploading them.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// The cache_dir the mount used (-o cache_dir=), if any.
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Unmount a ssofs mount (same as `fusermount3 -u`).
     Unmount {
         /// The mounted directory.
@@ -186,7 +200,12 @@ fn main() -> ExitCode {
         Command::Doctor { options, .. } => ssofs::mount::options::parse(options).ok(),
         _ => None,
     };
-    let level = mount_opts.as_ref().and_then(|o| o.log_level.as_deref()).map(ssofs::mount::options::log_filter);
+    let mut level = mount_opts.as_ref().and_then(|o| o.log_level.as_deref()).map(ssofs::mount::options::log_filter);
+    // doctor reports failures itself; the layers' warnings about them would only repeat it.
+    let log_env_set = std::env::var_os("SSOFS_LOG").is_some() || std::env::var_os("RUST_LOG").is_some();
+    if level.is_none() && !log_env_set && matches!(cli.command, Command::Doctor { .. }) {
+        level = Some("error".into());
+    }
     let log_file = cli.log_file.clone().or_else(|| mount_opts.and_then(|o| o.log_file));
     if let Err(message) = logging::init(level.as_deref(), log_file.as_deref()) {
         eprintln!("ssofs: {message}");
@@ -374,6 +393,35 @@ fn run(cli: Cli) -> Result<(), String> {
                 foreground: args.foreground,
                 token_dir: store_dir,
             })
+        }
+        Command::Recover { export, cache_dir } => {
+            let options = ssofs::mount::MountOptions { cache_dir, ..Default::default() };
+            let staging = ssofs::mount::staging_dir(&options);
+            if let Some(dir) = export {
+                let written = ssofs::recover::export(&staging, &dir)?;
+                println!("exported {} file(s) to {}", written.len(), dir.display());
+                return Ok(());
+            }
+            if ssofs::recover::report(&staging).is_none() {
+                println!("nothing to recover in {}", staging.display());
+                return Ok(());
+            }
+            let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            let endpoint =
+                profile.endpoint.clone().ok_or_else(|| format!("profile {} has no endpoint", profile.name))?;
+            let client = ssofs::mount::single_user_client(&rt, &profile, &endpoint, &store_dir)?;
+            let (done, failed) = rt.block_on(ssofs::recover::upload(&staging, client.as_ref()));
+            for d in &done {
+                println!("uploaded {d}");
+            }
+            for f in &failed {
+                eprintln!("ssofs: not uploaded: {f}");
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} file(s) could not be uploaded; they are kept", failed.len()))
+            }
         }
         Command::Unmount { .. } | Command::Doctor { .. } | Command::GenerateDocs { .. } => {
             unreachable!("handled before the profile is loaded")

@@ -144,3 +144,38 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"written, not yet closed");
     e.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_staged_when_ssofs_is_killed_are_reported_and_recovered() {
+    let e = env("crash").await;
+    let mnt = e.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let login = tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"]));
+    assert!(login.status.success(), "{}", text(&login));
+    let m = mnt.to_str().unwrap().to_string();
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["mount", &m])).status.success());
+    let pid = server_pid(&mnt).unwrap();
+    let mut f = std::fs::File::create(mnt.join("analytics-raw/unsaved.txt")).unwrap();
+    use std::io::Write;
+    f.write_all(b"typed just before the crash").unwrap();
+    // Killed with the file still open: nothing was uploaded.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(f);
+    let _ = Command::new("fusermount3").arg("-uz").arg(&mnt).status();
+
+    let again = tokio::task::block_in_place(|| e.ssofs(&["mount", &m]));
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("ssofs recover"), "the next mount reports the leftover: {}", text(&again));
+    let recover = tokio::task::block_in_place(|| e.ssofs(&["recover"]));
+    assert!(recover.status.success(), "{}", text(&recover));
+    assert!(text(&recover).contains("uploaded analytics-raw/unsaved.txt"), "{}", text(&recover));
+    let read = tokio::task::block_in_place(|| std::fs::read_to_string(mnt.join("analytics-raw/unsaved.txt")));
+    assert_eq!(read.unwrap(), "typed just before the crash");
+    let nothing = tokio::task::block_in_place(|| e.ssofs(&["recover"]));
+    assert!(text(&nothing).contains("nothing to recover"), "{}", text(&nothing));
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["unmount", &m])).status.success());
+    e.stack.shutdown().await;
+}

@@ -456,7 +456,7 @@ impl Fs {
         }
         self.check_writable()?;
         let staged = if truncate || inode.attr.size == 0 {
-            let mut s = Staged::create(&self.config.staging_dir, &inode.key)?;
+            let mut s = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key)?;
             s.dirty = truncate;
             s
         } else {
@@ -596,7 +596,7 @@ impl Fs {
         names::creatable(name).map_err(FsError::BadName)?;
         let attr = self.fresh_attr(0, SystemTime::now(), None);
         let inode = self.state.lock().unwrap().inodes.upsert(parent, name, Kind::File, attr);
-        let mut staged = Staged::create(&self.config.staging_dir, &inode.key)?;
+        let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key)?;
         staged.dirty = true;
         let fh = self.add_handle(&inode, HandleState::Write(staged));
         self.state.lock().unwrap().negative.remove(&(parent, name.to_string()));

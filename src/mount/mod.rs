@@ -39,6 +39,10 @@ pub struct MountRequest {
 /// unmounted (foreground).
 pub fn run(req: MountRequest) -> Result<(), String> {
     preflight(&req.mountpoint)?;
+    if let Some(message) = crate::recover::report(&staging_dir(&req.options)) {
+        eprintln!("ssofs: warning: {message}");
+        tracing::warn!("{message}");
+    }
     if req.foreground || std::env::var_os(READY_FD_ENV).is_some() {
         let ready = std::env::var(READY_FD_ENV).ok().and_then(|v| v.parse::<RawFd>().ok());
         return serve(req, ready);
@@ -134,7 +138,8 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
-fn staging_dir(opts: &MountOptions) -> PathBuf {
+/// Where written files are staged for these options (`ssofs recover` looks there too).
+pub fn staging_dir(opts: &MountOptions) -> PathBuf {
     let base = opts.cache_dir.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .filter(|v| !v.is_empty())
@@ -280,7 +285,7 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
 }
 
 /// The mounting user's own object client, after checking that sign-in, STS and the endpoint work.
-fn single_user_client(
+pub fn single_user_client(
     rt: &tokio::runtime::Runtime,
     profile: &Profile,
     endpoint: &str,
