@@ -183,3 +183,57 @@ async fn a_long_outage_fails_operations_in_bounded_time() {
     assert!(took < Duration::from_secs(90), "bounded, not hanging: {took:?}");
     m.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_object_keys_are_shown_correctly_or_skipped() {
+    let m = mounted("keys").await;
+    let long = "l".repeat(300);
+    let deep: String = (0..30).map(|i| format!("d{i}/")).collect::<String>() + "bottom.txt";
+    // (key, the path it must appear at through the mount, or None when it must be skipped)
+    let table: Vec<(String, Option<String>)> = vec![
+        ("keys/caf\u{e9}.txt".into(), Some("keys/caf\u{e9}.txt".into())),
+        ("keys/cafe\u{301}.txt".into(), Some("keys/cafe\u{301}.txt".into())),
+        ("keys/with space.txt".into(), Some("keys/with space.txt".into())),
+        ("keys/new\nline.txt".into(), Some("keys/new\nline.txt".into())),
+        ("keys/percent%20.txt".into(), Some("keys/percent%20.txt".into())),
+        ("keys/plus+sign.txt".into(), Some("keys/plus+sign.txt".into())),
+        ("keys/back\\slash.txt".into(), Some("keys/back\\slash.txt".into())),
+        (format!("keys/{long}"), None),
+        ("keys/a/../b.txt".into(), None),
+        ("keys/x//y.txt".into(), None),
+        ("keys/trailing/".into(), Some("keys/trailing".into())),
+        (format!("keys/{deep}"), Some(format!("keys/{deep}"))),
+    ];
+    for (i, (key, _)) in table.iter().enumerate() {
+        put(&m, key, format!("body {i}").into_bytes()).await;
+    }
+    let root = m.mountpoint.join("analytics-raw");
+    let table2 = table.clone();
+    tokio::task::block_in_place(move || {
+        for (i, (key, shown)) in table2.iter().enumerate() {
+            match shown {
+                Some(rel) if key.ends_with('/') => {
+                    assert!(root.join(rel).is_dir(), "{key:?} is a directory");
+                }
+                Some(rel) => {
+                    assert_eq!(std::fs::read_to_string(root.join(rel)).unwrap(), format!("body {i}"), "{key:?}");
+                }
+                None => {}
+            }
+        }
+        let names: Vec<String> = std::fs::read_dir(root.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.len() > 255), "no name over 255 bytes: {names:?}");
+        // NFC and NFD spellings are different keys and stay different files.
+        assert!(names.contains(&"caf\u{e9}.txt".to_string()) && names.contains(&"cafe\u{301}.txt".to_string()));
+        // `a/../b.txt`: `a` is listed, its `..` segment is not.
+        let a: Vec<String> = std::fs::read_dir(root.join("keys/a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(a.is_empty(), "{a:?}");
+    });
+    m.finish().await;
+}

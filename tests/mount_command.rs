@@ -179,3 +179,54 @@ async fn writes_staged_when_ssofs_is_killed_are_reported_and_recovered() {
     assert!(tokio::task::block_in_place(|| e.ssofs(&["unmount", &m])).status.success());
     e.stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mount_logging_at_trace_level_never_logs_a_secret() {
+    let e = env("trace").await;
+    let mnt = e.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"])).status.success());
+    let m = mnt.to_str().unwrap().to_string();
+    let mount = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_ssofs"))
+            .args(["mount", &m])
+            .env("SSOFS_LOG", "trace")
+            .env("SSOFS_CONFIG", &e.stack.profile_file)
+            .env("SSOFS_STATE_DIR", e.dir.join("state"))
+            .env("XDG_CONFIG_HOME", e.dir.join("no-config"))
+            .env("XDG_CACHE_HOME", e.dir.join("cache"))
+            .output()
+            .unwrap()
+    });
+    assert!(mount.status.success(), "{}", text(&mount));
+    tokio::task::block_in_place(|| {
+        std::fs::write(mnt.join("analytics-raw/traced.txt"), b"traced").unwrap();
+        assert_eq!(std::fs::read(mnt.join("analytics-raw/traced.txt")).unwrap(), b"traced");
+        assert!(std::fs::read_dir(mnt.join("analytics-raw")).unwrap().count() > 0);
+    });
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["unmount", &m])).status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = e.dir.join("state");
+    let mut log = String::new();
+    for entry in std::fs::read_dir(&state).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|x| x == "log") {
+            log.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+        }
+    }
+    assert!(log.len() > 10_000, "trace logging was on ({} bytes)", log.len());
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("devstack.tokens.json")).unwrap()).unwrap();
+    for field in ["id_token", "access_token", "refresh_token"] {
+        let secret = tokens[field].as_str().unwrap();
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "{field} appears in the trace log");
+    }
+    // STS session tokens are long runs of letters and digits; secret keys are only ever shown redacted.
+    let longest_run = log.split(|c: char| !c.is_ascii_alphanumeric()).map(str::len).max().unwrap_or(0);
+    assert!(longest_run < 200, "a {longest_run}-character token-like run in the log");
+    assert!(!log.contains("<SecretAccessKey>") && !log.contains("<SessionToken>"));
+    for line in log.lines().filter(|l| l.contains("secret_access_key") || l.contains("x-amz-security-token:")) {
+        assert!(line.contains("redacted"), "unredacted credential in: {line}");
+    }
+    e.stack.shutdown().await;
+}
