@@ -57,11 +57,16 @@ impl Mounted {
 }
 
 async fn mounted(tag: &str) -> Mounted {
+    mounted_with(tag, |_| {}, MountOptions::default()).await
+}
+
+async fn mounted_with(tag: &str, tweak: impl FnOnce(&mut ssofs_devstack::Config), options: MountOptions) -> Mounted {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let dir = std::env::temp_dir().join(format!("ssofs-faults-{tag}-{}-{n}", std::process::id()));
     let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
     cfg.device_code_interval = Duration::from_secs(1);
     cfg.auto_approve = Some("alice".into());
+    tweak(&mut cfg);
     let stack = ssofs_devstack::start(cfg).await.unwrap();
     let profile =
         config::load_profile(&Sources { extra: Some(stack.profile_file.clone()), ..Default::default() }, None).unwrap();
@@ -70,7 +75,7 @@ async fn mounted(tag: &str) -> Mounted {
     TokenStore::open(&token_dir).unwrap().save(&profile.name, &tokens).unwrap();
     let mountpoint = dir.join("mnt");
     std::fs::create_dir_all(&mountpoint).unwrap();
-    let options = MountOptions { cache_dir: Some(dir.join("cache")), ..Default::default() };
+    let options = MountOptions { cache_dir: Some(dir.join("cache")), ..options };
     let req = MountRequest { profile, mountpoint: mountpoint.clone(), options, foreground: true, token_dir };
     let thread = std::thread::spawn(move || mount::run(req));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -235,5 +240,80 @@ async fn odd_object_keys_are_shown_correctly_or_skipped() {
             .collect();
         assert!(a.is_empty(), "{a:?}");
     });
+    m.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_closed_during_an_outage_completes_after_recovery() {
+    let m = mounted("write-outage").await;
+    let path = m.mountpoint.join("analytics-raw/during-outage.txt");
+    let mut f = tokio::task::block_in_place(|| std::fs::File::create(&path).unwrap());
+    use std::io::Write;
+    tokio::task::block_in_place(|| f.write_all(b"written while S3 was down").unwrap());
+    m.fault(&[("s3_down", "1")]).await;
+    let closer = std::thread::spawn(move || {
+        let started = Instant::now();
+        (f.sync_all(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    m.fault(&[("s3_down", "0")]).await;
+    let (synced, took) = tokio::task::block_in_place(|| closer.join().unwrap());
+    assert!(synced.is_ok(), "fsync completes once S3 is back: {synced:?}");
+    eprintln!("fsync across a 3 s outage returned after {} ms", took.as_millis());
+    let got = m.s3().get_object().bucket("analytics-raw").key("during-outage.txt").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"written while S3 was down");
+    m.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mount_survives_an_idp_outage_until_credentials_expire_and_recovers_after() {
+    let m = mounted_with(
+        "idp-outage",
+        |c| {
+            c.sts_min_duration = Duration::from_secs(30);
+            c.id_token_lifetime = Duration::from_secs(60);
+        },
+        MountOptions {
+            duration_seconds: Some(30),
+            attr_ttl: Some(Duration::ZERO),
+            dir_ttl: Some(Duration::ZERO),
+            ..Default::default()
+        },
+    )
+    .await;
+    let readme = m.mountpoint.join("analytics-raw/README.txt");
+    let list = || std::fs::read_dir(m.mountpoint.join("analytics-raw")).map(|d| d.count());
+    assert!(tokio::task::block_in_place(list).is_ok());
+    m.fault(&[("idp_down", "1")]).await;
+    // Still served with the credentials in hand; then, once they expire, refused promptly.
+    let outage = Instant::now();
+    let mut refused_after = None;
+    while outage.elapsed() < Duration::from_secs(70) {
+        let started = Instant::now();
+        let result = tokio::task::block_in_place(list);
+        assert!(started.elapsed() < Duration::from_secs(10), "no operation hangs: {:?}", started.elapsed());
+        if let Err(e) = result {
+            assert_eq!(e.raw_os_error(), Some(libc::EACCES), "a permission error, not EIO: {e}");
+            refused_after = Some(outage.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let refused_after = refused_after.expect("refused once the credentials expired");
+    assert!(refused_after >= Duration::from_secs(1), "kept working on the credentials in hand");
+    m.fault(&[("idp_down", "0")]).await;
+    let back = Instant::now();
+    loop {
+        if tokio::task::block_in_place(|| std::fs::read(&readme)).is_ok() {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(60), "recovered after the IdP came back");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "IdP outage: served for {} s on the credentials in hand, refused with EACCES after that, recovered {} s after the IdP returned",
+        refused_after.as_secs(),
+        back.elapsed().as_secs()
+    );
     m.finish().await;
 }

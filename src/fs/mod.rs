@@ -239,21 +239,24 @@ impl Fs {
             return Ok(l.clone());
         }
         let entries = match dir.kind {
-            Kind::Root => self
-                .client
-                .list_buckets()
-                .await
-                .or_else(|e| match e {
-                    // MinIO answers AccessDenied when no bucket is visible, and an identity STS gives
-                    // no credentials (no policy, say) can see no bucket: an empty root. The reason is
-                    // logged by the credentials layer; everything below the root says EACCES.
-                    ObjectError::AccessDenied | ObjectError::NoCredentials(_) => Ok(Vec::new()),
-                    other => Err(other),
-                })?
-                .into_iter()
-                .filter(|b| names::usable(b))
-                .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) })
-                .collect(),
+            Kind::Root => match self.client.list_buckets().await {
+                Ok(buckets) => buckets
+                    .into_iter()
+                    .filter(|b| names::usable(b))
+                    .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) })
+                    .collect(),
+                // MinIO answers AccessDenied when no bucket is visible: an empty root.
+                Err(ObjectError::AccessDenied) => Vec::new(),
+                // Without credentials (renewal failing, or none to be had): the buckets seen last stay
+                // listed, so operations below them say EACCES rather than "no such file"; an identity
+                // that never had credentials (no policy, no login) sees an empty root. The credentials
+                // layer logs why.
+                Err(ObjectError::NoCredentials(_)) => {
+                    let last = self.state.lock().unwrap().listings.get(&dir.ino).cloned();
+                    return Ok(last.unwrap_or(Listing { entries: Vec::new(), fetched: Instant::now() }));
+                }
+                Err(e) => return Err(e.into()),
+            },
             Kind::Bucket | Kind::Dir => self.list_dir(&dir.bucket, &dir.key).await?,
             Kind::File => return Err(FsError::NotDir),
         };
