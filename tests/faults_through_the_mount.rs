@@ -2,28 +2,22 @@
 //! across connections cut mid-response, writes go through throttling, and nothing hangs.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ssofs::config::{self, Sources};
-use ssofs::identity::{TokenStore, login};
-use ssofs::mount::{self, MountOptions, MountRequest};
+mod mount_support;
 
-struct Mounted {
+use mount_support::{Mounted, root_s3, sha, unique_dir};
+use ssofs::mount::MountOptions;
+
+/// A devstack and alice's mount of it, with the fault controls at hand.
+struct Faulty {
     stack: ssofs_devstack::Running,
+    mount: Mounted,
     mountpoint: PathBuf,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            let _ = std::process::Command::new("fusermount3").arg("-uz").arg(&self.mountpoint).status();
-        }
-    }
-}
-
-impl Mounted {
+impl Faulty {
     async fn fault(&self, pairs: &[(&str, &str)]) {
         let resp =
             reqwest::Client::new().post(format!("{}/faults", self.stack.control_url)).form(pairs).send().await.unwrap();
@@ -31,85 +25,36 @@ impl Mounted {
     }
 
     fn s3(&self) -> aws_sdk_s3::Client {
-        let creds = aws_credential_types::Credentials::new(
-            ssofs_devstack::scenario::ROOT_ACCESS_KEY,
-            ssofs_devstack::scenario::ROOT_SECRET_KEY,
-            None,
-            None,
-            "test",
-        );
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .endpoint_url(&self.stack.s3_endpoint)
-                .force_path_style(true)
-                .credentials_provider(creds)
-                .build(),
-        )
+        root_s3(&self.stack)
     }
 
-    async fn finish(mut self) {
-        mount::unmount(&self.mountpoint).unwrap();
-        let result = self.thread.take().unwrap().join().unwrap();
-        assert!(result.is_ok(), "{result:?}");
+    async fn finish(self) {
+        self.mount.unmount();
+        self.stack.shutdown().await;
     }
 }
 
-async fn mounted(tag: &str) -> Mounted {
+async fn mounted(tag: &str) -> Faulty {
     mounted_with(tag, |_| {}, MountOptions::default()).await
 }
 
-async fn mounted_with(tag: &str, tweak: impl FnOnce(&mut ssofs_devstack::Config), options: MountOptions) -> Mounted {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("ssofs-faults-{tag}-{}-{n}", std::process::id()));
+async fn mounted_with(tag: &str, tweak: impl FnOnce(&mut ssofs_devstack::Config), options: MountOptions) -> Faulty {
+    let dir = unique_dir(&format!("faults-{tag}"));
     let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
     cfg.device_code_interval = Duration::from_secs(1);
-    cfg.auto_approve = Some("alice".into());
     tweak(&mut cfg);
     let stack = ssofs_devstack::start(cfg).await.unwrap();
-    let profile =
-        config::load_profile(&Sources { extra: Some(stack.profile_file.clone()), ..Default::default() }, None).unwrap();
-    let tokens = login::device_code(&profile, &mut Vec::new()).await.unwrap();
-    let token_dir = dir.join("state");
-    TokenStore::open(&token_dir).unwrap().save(&profile.name, &tokens).unwrap();
-    let mountpoint = dir.join("mnt");
-    std::fs::create_dir_all(&mountpoint).unwrap();
-    let options = MountOptions { cache_dir: Some(dir.join("cache")), ..options };
-    let req = MountRequest { profile, mountpoint: mountpoint.clone(), options, foreground: true, token_dir };
-    let thread = std::thread::spawn(move || mount::run(req));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mountpoint) {
-        assert!(!thread.is_finished(), "mount ended: {:?}", thread.join());
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Mounted { stack, mountpoint, thread: Some(thread) }
-}
-
-fn is_mounted(p: &Path) -> bool {
-    let c = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&c))
-}
-
-fn sha(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
+    let mount = mount_support::mount_as(&stack, "alice", &dir, options).await;
+    let mountpoint = mount.mountpoint.clone();
+    Faulty { stack, mount, mountpoint }
 }
 
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 24) as u8).collect()
 }
 
-async fn put(m: &Mounted, key: &str, body: Vec<u8>) {
-    m.s3()
-        .put_object()
-        .bucket("analytics-raw")
-        .key(key)
-        .body(aws_sdk_s3::primitives::ByteStream::from(body))
-        .send()
-        .await
-        .unwrap();
+async fn put(m: &Faulty, key: &str, body: Vec<u8>) {
+    mount_support::s3_put(&m.stack, "analytics-raw", key, body).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,67 +1,13 @@
 //! A user mounts their buckets and uses them with ordinary file operations: real FUSE mounts against
 //! the devstack's S3 endpoint, with the user's own STS credentials.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ssofs::config::{self, Sources};
-use ssofs::identity::{TokenStore, login};
-use ssofs::mount::{self, MountOptions, MountRequest};
+mod mount_support;
 
-struct Mounted {
-    mountpoint: PathBuf,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
-}
-
-impl Drop for Mounted {
-    /// A failed test must not leave its mount behind.
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            let _ = std::process::Command::new("fusermount3").arg("-uz").arg(&self.mountpoint).status();
-        }
-    }
-}
-
-impl Mounted {
-    fn path(&self, rel: &str) -> PathBuf {
-        self.mountpoint.join(rel)
-    }
-
-    fn unmount(mut self) {
-        mount::unmount(&self.mountpoint).expect("unmount");
-        let result = self.thread.take().unwrap().join().unwrap();
-        assert!(result.is_ok(), "{result:?}");
-    }
-}
-
-async fn mount_as(stack: &ssofs_devstack::Running, user: &str, tag: &str, opts: MountOptions) -> Mounted {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("ssofs-mount-{tag}-{}-{n}", std::process::id()));
-    let control = reqwest::Client::new();
-    control.post(format!("{}/auto-approve", stack.control_url)).form(&[("user", user)]).send().await.unwrap();
-    let profile =
-        config::load_profile(&Sources { extra: Some(stack.profile_file.clone()), ..Default::default() }, None).unwrap();
-    let tokens = login::device_code(&profile, &mut Vec::new()).await.unwrap();
-    let token_dir = dir.join("state");
-    TokenStore::open(&token_dir).unwrap().save(&profile.name, &tokens).unwrap();
-    let mountpoint = dir.join("mnt");
-    std::fs::create_dir_all(&mountpoint).unwrap();
-    let opts = MountOptions { cache_dir: Some(dir.join("cache")), ..opts };
-    let req = MountRequest { profile, mountpoint: mountpoint.clone(), options: opts, foreground: true, token_dir };
-    let thread = std::thread::spawn(move || mount::run(req));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mountpoint) {
-        assert!(!thread.is_finished(), "mount thread ended: {:?}", thread.join());
-        assert!(Instant::now() < deadline, "mount never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Mounted { mountpoint, thread: Some(thread) }
-}
-
-fn is_mounted(p: &Path) -> bool {
-    let canonical = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&canonical))
-}
+use mount_support::{Mounted, root_s3, s3_get, sha, unique_dir};
+use ssofs::mount::MountOptions;
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =
@@ -70,27 +16,8 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-fn root_s3(stack: &ssofs_devstack::Running) -> aws_sdk_s3::Client {
-    let creds = aws_credential_types::Credentials::new(
-        ssofs_devstack::scenario::ROOT_ACCESS_KEY,
-        ssofs_devstack::scenario::ROOT_SECRET_KEY,
-        None,
-        None,
-        "test",
-    );
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(&stack.s3_endpoint)
-        .force_path_style(true)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-async fn s3_get(stack: &ssofs_devstack::Running, bucket: &str, key: &str) -> Vec<u8> {
-    let out = root_s3(stack).get_object().bucket(bucket).key(key).send().await.unwrap();
-    out.body.collect().await.unwrap().into_bytes().to_vec()
+async fn mount_as(stack: &ssofs_devstack::Running, user: &str, tag: &str, opts: MountOptions) -> Mounted {
+    mount_support::mount_as(stack, user, &unique_dir(&format!("mount-{tag}")), opts).await
 }
 
 async fn start_stack(tag: &str) -> ssofs_devstack::Running {
@@ -190,11 +117,6 @@ async fn oscar_reads_but_cannot_copy_into_analytics() {
     );
     m.unmount();
     stack.shutdown().await;
-}
-
-fn sha(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[tokio::test(flavor = "multi_thread")]

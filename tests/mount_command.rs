@@ -2,6 +2,10 @@
 //! once the mount is ready; SIGTERM uploads what is being written, then unmounts.
 
 use std::path::{Path, PathBuf};
+
+mod mount_support;
+
+use mount_support::is_mounted;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -40,11 +44,6 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn mounted(p: &Path) -> bool {
-    let c = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&c))
-}
-
 /// The pid of the background `ssofs mount` serving `mountpoint`.
 fn server_pid(mountpoint: &Path) -> Option<i32> {
     let want = mountpoint.to_string_lossy().to_string();
@@ -78,7 +77,7 @@ async fn mount_fails_early_with_the_reason() {
     assert!(text(&no_login).contains("ssofs login"), "{}", text(&no_login));
     let bad_option = tokio::task::block_in_place(|| e.ssofs(&["mount", mnt.to_str().unwrap(), "-o", "colour=blue"]));
     assert!(text(&bad_option).contains("colour=blue"), "{}", text(&bad_option));
-    assert!(!mounted(&mnt));
+    assert!(!is_mounted(&mnt));
     e.stack.shutdown().await;
 }
 
@@ -93,7 +92,7 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
     let started = Instant::now();
     let out = tokio::task::block_in_place(|| e.ssofs(&["mount", m.to_str().unwrap()]));
     assert!(out.status.success(), "{}", text(&out));
-    assert!(mounted(&mnt), "mounted when the command returns");
+    assert!(is_mounted(&mnt), "mounted when the command returns");
     eprintln!("ssofs mount returned after {} ms", started.elapsed().as_millis());
     let pid = server_pid(&mnt).expect("the background server runs");
 
@@ -123,23 +122,8 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(f);
-    assert!(!mounted(&mnt), "unmounted");
-    let creds = aws_credential_types::Credentials::new(
-        ssofs_devstack::scenario::ROOT_ACCESS_KEY,
-        ssofs_devstack::scenario::ROOT_SECRET_KEY,
-        None,
-        None,
-        "test",
-    );
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(&e.stack.s3_endpoint)
-            .force_path_style(true)
-            .credentials_provider(creds)
-            .build(),
-    );
+    assert!(!is_mounted(&mnt), "unmounted");
+    let s3 = mount_support::root_s3(&e.stack);
     let got = s3.get_object().bucket("analytics-raw").key("pending.txt").send().await.unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"written, not yet closed");
     e.stack.shutdown().await;

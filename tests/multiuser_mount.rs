@@ -4,6 +4,10 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+mod mount_support;
+
+use mount_support::is_mounted;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -73,11 +77,6 @@ async fn sign_in(stack: &ssofs_devstack::Running, profile: &config::Profile, use
     TokenStore::open_for_user(&dir, user.uid, user.gid).unwrap().save(&profile.name, &tokens).unwrap();
 }
 
-fn mounted(p: &Path) -> bool {
-    let c = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&c))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn one_mount_serves_each_user_with_their_own_identity() {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -114,7 +113,7 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
     };
     let server = std::thread::spawn(move || mount::run(req));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !mounted(&mnt) {
+    while !is_mounted(&mnt) {
         assert!(!server.is_finished(), "mount ended: {:?}", server.join());
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,124 @@
+//! What the end-to-end mount tests share: signing a devstack user in, mounting in this process,
+//! checking mounts, and a root S3 client to look behind the mount's back.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ssofs::config::{self, Profile, Sources};
+use ssofs::identity::{TokenStore, login};
+use ssofs::mount::{self, MountOptions, MountRequest};
+
+/// A mount served by a thread of this test process; a failed test still unmounts it.
+pub struct Mounted {
+    pub mountpoint: PathBuf,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = std::process::Command::new("fusermount3").arg("-uz").arg(&self.mountpoint).status();
+        }
+    }
+}
+
+impl Mounted {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mountpoint.join(rel)
+    }
+
+    /// Unmounts as a user would and checks the server stopped cleanly.
+    pub fn unmount(mut self) {
+        mount::unmount(&self.mountpoint).expect("unmount");
+        let result = self.thread.take().expect("mounted").join().expect("mount thread");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+pub fn unique_dir(tag: &str) -> PathBuf {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    std::env::temp_dir().join(format!("ssofs-{tag}-{}-{n}", std::process::id()))
+}
+
+pub fn profile_of(stack: &ssofs_devstack::Running) -> Profile {
+    config::load_profile(&Sources { extra: Some(stack.profile_file.clone()), ..Default::default() }, None).unwrap()
+}
+
+/// Signs `user` in (device code, approved by the devstack) and stores the tokens in `token_dir`.
+pub async fn sign_in(stack: &ssofs_devstack::Running, user: &str, token_dir: &Path) -> Profile {
+    reqwest::Client::new()
+        .post(format!("{}/auto-approve", stack.control_url))
+        .form(&[("user", user)])
+        .send()
+        .await
+        .unwrap();
+    let profile = profile_of(stack);
+    let tokens = login::device_code(&profile, &mut Vec::new()).await.unwrap();
+    TokenStore::open(token_dir).unwrap().save(&profile.name, &tokens).unwrap();
+    profile
+}
+
+/// Signs `user` in and mounts their buckets under `dir/mnt`, in the foreground of a thread.
+pub async fn mount_as(stack: &ssofs_devstack::Running, user: &str, dir: &Path, options: MountOptions) -> Mounted {
+    let token_dir = dir.join("state");
+    let profile = sign_in(stack, user, &token_dir).await;
+    let mountpoint = dir.join("mnt");
+    std::fs::create_dir_all(&mountpoint).unwrap();
+    let options = MountOptions { cache_dir: Some(dir.join("cache")), ..options };
+    let req = MountRequest { profile, mountpoint: mountpoint.clone(), options, foreground: true, token_dir };
+    let thread = std::thread::spawn(move || mount::run(req));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&mountpoint) {
+        assert!(!thread.is_finished(), "mount ended: {:?}", thread.join());
+        assert!(Instant::now() < deadline, "mount never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Mounted { mountpoint, thread: Some(thread) }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let canonical = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&canonical))
+}
+
+/// An S3 client with the devstack's root keys.
+pub fn root_s3(stack: &ssofs_devstack::Running) -> aws_sdk_s3::Client {
+    let creds = aws_credential_types::Credentials::new(
+        ssofs_devstack::scenario::ROOT_ACCESS_KEY,
+        ssofs_devstack::scenario::ROOT_SECRET_KEY,
+        None,
+        None,
+        "test",
+    );
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&stack.s3_endpoint)
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build(),
+    )
+}
+
+pub async fn s3_get(stack: &ssofs_devstack::Running, bucket: &str, key: &str) -> Vec<u8> {
+    let out = root_s3(stack).get_object().bucket(bucket).key(key).send().await.unwrap();
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+pub async fn s3_put(stack: &ssofs_devstack::Running, bucket: &str, key: &str, body: Vec<u8>) {
+    root_s3(stack)
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .unwrap();
+}
+
+pub fn sha(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
