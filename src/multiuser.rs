@@ -21,7 +21,6 @@ use crate::fs::{Fs, FsConfig, FsError, Stat};
 use crate::fuse::FsResolver;
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
 use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
-use crate::object::s3::S3ObjectClient;
 
 /// How long a user without a login is remembered as such before the store is looked at again.
 const NO_LOGIN_RECHECK: Duration = Duration::from_secs(2);
@@ -69,7 +68,10 @@ impl MultiUser {
         }
         let tokens = Arc::new(StoreTokenSource::new(self.profile.clone(), store, DEFAULT_MARGIN));
         let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
-        let client = Arc::new(Retrying::new(S3ObjectClient::new(provider, &self.endpoint), DEFAULT_DEADLINE));
+        let client = Arc::new(Retrying::new(
+            crate::mount::s3_client(provider, &self.endpoint, &self.profile)?,
+            DEFAULT_DEADLINE,
+        ));
         let mut config = self.template.clone();
         config.uid = uid;
         config.gid = gid;

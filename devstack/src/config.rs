@@ -27,6 +27,8 @@ pub struct Config {
     pub sts_claim_name: String,
     /// Azure's "Allow public client flows" toggle; off makes device code fail with AADSTS7000218.
     pub public_client_flows: bool,
+    /// Serve HTTPS with the checked-in test certificate (clients trust `tls::CA_PEM` via `ca_file`).
+    pub tls: bool,
 }
 
 impl Config {
@@ -44,6 +46,7 @@ impl Config {
             sts_min_duration: Duration::from_secs(900),
             sts_claim_name: "groups".to_string(),
             public_client_flows: true,
+            tls: false,
         }
     }
 }

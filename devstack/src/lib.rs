@@ -11,6 +11,7 @@ pub mod idp;
 pub mod keys;
 pub mod s3;
 pub mod scenario;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub struct Running {
     pub control_url: String,
     pub env_file: PathBuf,
     pub profile_file: PathBuf,
+    /// In TLS mode, the test CA's certificate, for clients' `ca_file`.
+    pub ca_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -82,8 +85,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 
     let idp_listener = bind(cfg.idp_port).await?;
     let s3_listener = bind(cfg.s3_port).await?;
-    let idp_url = format!("http://{}", idp_listener.local_addr().map_err(state_err)?);
-    let s3_endpoint = format!("http://{}", s3_listener.local_addr().map_err(state_err)?);
+    let scheme = if cfg.tls { "https" } else { "http" };
+    let idp_url = format!("{scheme}://{}", idp_listener.local_addr().map_err(state_err)?);
+    let s3_endpoint = format!("{scheme}://{}", s3_listener.local_addr().map_err(state_err)?);
     let control_url = format!("{idp_url}/_devstack");
 
     let idp = idp::Idp::new(&cfg, &idp_url);
@@ -102,6 +106,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             min_duration: cfg.sts_min_duration,
             role_arn: scenario::ROLE_ARN.to_string(),
             role_policy: scenario::ROLE_POLICY.to_string(),
+            ca_pem: cfg.tls.then_some(tls::CA_PEM),
         },
         iam.clone(),
     ));
@@ -132,16 +137,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let mut idp_rx = rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(idp_listener, app).with_graceful_shutdown(async move {
-            let _ = idp_rx.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "identity provider server failed");
-        }
-    }));
-    tasks.push(tokio::spawn(serve_s3(s3_listener, front, rx)));
+    let tls = cfg.tls.then(tls::acceptor);
+    tasks.push(tokio::spawn(tls::serve(idp_listener, tls.clone(), rx.clone(), move || {
+        hyper_util::service::TowerToHyperService::new(app.clone())
+    })));
+    tasks.push(tokio::spawn(tls::serve(s3_listener, tls, rx, move || {
+        let front = front.clone();
+        hyper::service::service_fn(move |req| front.clone().handle(req))
+    })));
 
     let running = Running {
         idp_url,
@@ -150,9 +153,13 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         control_url,
         env_file: state_dir.join("devstack.env"),
         profile_file: state_dir.join("ssofs.toml"),
+        ca_file: cfg.tls.then(|| state_dir.join("ca.pem")),
         shutdown,
         tasks,
     };
+    if let Some(ca) = &running.ca_file {
+        std::fs::write(ca, tls::CA_PEM).map_err(state_err)?;
+    }
     write_files(&running).map_err(state_err)?;
     Ok(running)
 }
@@ -178,37 +185,13 @@ fn seed(store: &Store) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn serve_s3(listener: TcpListener, front: Arc<Front>, mut stop: watch::Receiver<bool>) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let front = front.clone();
-                let svc = hyper::service::service_fn(move |req| front.clone().handle(req));
-                let conn = Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "S3 connection ended with an error");
-                    }
-                });
-            }
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
-    graceful.shutdown().await;
-}
-
 /// `devstack.env` (shell KEY=value) and `ssofs.toml` (a profile named `devstack`). Both hold only test
 /// values; the env file carries the root keys, so it is written 0600.
 fn write_files(r: &Running) -> std::io::Result<()> {
     let env = format!(
         "DEVSTACK_ISSUER={issuer}\nDEVSTACK_TENANT={tenant}\nDEVSTACK_CLIENT_ID={client}\nDEVSTACK_S3_ENDPOINT={s3}\n\
          DEVSTACK_ROOT_ACCESS_KEY={ak}\nDEVSTACK_ROOT_SECRET_KEY={sk}\nDEVSTACK_CONTROL_URL={control}\nDEVSTACK_IDP_URL={idp}\n\
-         DEVSTACK_ROLE_ARN={role}\nDEVSTACK_PROFILE_FILE={profile}\n",
+         DEVSTACK_ROLE_ARN={role}\nDEVSTACK_PROFILE_FILE={profile}\n{ca}",
         issuer = r.issuer,
         tenant = scenario::TENANT_ID,
         client = scenario::CLIENT_ID,
@@ -219,6 +202,7 @@ fn write_files(r: &Running) -> std::io::Result<()> {
         idp = r.idp_url,
         role = scenario::ROLE_ARN,
         profile = r.profile_file.display(),
+        ca = r.ca_file.as_ref().map(|p| format!("DEVSTACK_CA_FILE={}\n", p.display())).unwrap_or_default(),
     );
     write_private(&r.env_file, &env)?;
     let profile = format!(
@@ -229,10 +213,11 @@ fn write_files(r: &Running) -> std::io::Result<()> {
          client_id = \"{client}\"\n\
          scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n\
          endpoint = \"{s3}\"\n\
-         token = \"id_token\"\n",
+         token = \"id_token\"\n{ca}",
         issuer = r.issuer,
         client = scenario::CLIENT_ID,
         s3 = r.s3_endpoint,
+        ca = r.ca_file.as_ref().map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default(),
     );
     write_private(&r.profile_file, &profile)
 }

@@ -54,6 +54,10 @@ struct UpArgs {
     /// Turn Azure's "Allow public client flows" off (device code then fails with AADSTS7000218).
     #[arg(long)]
     no_public_client_flows: bool,
+    /// Serve HTTPS with a test certificate; the test CA is written to DIR/ca.pem and named as
+    /// `ca_file` in DIR/ssofs.toml.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Seconds as a bare number, or a humantime duration such as `90s`, `15m`, `1h`.
@@ -102,6 +106,7 @@ async fn up(args: UpArgs) -> std::process::ExitCode {
         sts_min_duration: args.sts_min_duration,
         sts_claim_name: args.sts_claim_name,
         public_client_flows: !args.no_public_client_flows,
+        tls: args.tls,
         ..ssofs_devstack::Config::new(args.state_dir)
     };
     let running = match ssofs_devstack::start(cfg).await {

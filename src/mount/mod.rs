@@ -295,7 +295,7 @@ pub fn single_user_client(
     let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
     let provider = CredentialProvider::for_profile(profile, tokens).map_err(|e| e.to_string())?;
     rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
-    let client = Arc::new(Retrying::new(S3ObjectClient::new(provider, endpoint), DEFAULT_DEADLINE));
+    let client = Arc::new(Retrying::new(s3_client(provider, endpoint, profile)?, DEFAULT_DEADLINE));
     rt.block_on(async {
         match client.list_buckets().await {
             Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
@@ -303,6 +303,14 @@ pub fn single_user_client(
         }
     })?;
     Ok(client)
+}
+
+/// The S3 client for a profile: system roots, plus the profile's `ca_file` when it names one.
+pub fn s3_client(provider: CredentialProvider, endpoint: &str, profile: &Profile) -> Result<S3ObjectClient, String> {
+    match &profile.ca_file {
+        Some(ca) => S3ObjectClient::with_ca_file(provider, endpoint, ca),
+        None => Ok(S3ObjectClient::new(provider, endpoint)),
+    }
 }
 
 /// Tells whoever waits (the parent's pipe, systemd) that the mount is usable.

@@ -31,12 +31,39 @@ pub struct S3ObjectClient {
 
 impl S3ObjectClient {
     pub fn new(provider: CredentialProvider, endpoint: &str) -> Self {
+        Self::build(provider, endpoint, None)
+    }
+
+    /// A client that also trusts the CA certificate(s) in `ca_file` (PEM), besides the system roots.
+    pub fn with_ca_file(provider: CredentialProvider, endpoint: &str, ca_file: &Path) -> Result<Self, String> {
+        let pem = std::fs::read(ca_file).map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("ca_file {} holds no PEM certificate", ca_file.display()));
+        }
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::default().with_native_roots(true).with_pem_certificate(pem);
+        let context = tls::TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https();
+        Ok(Self::build(provider, endpoint, Some(http)))
+    }
+
+    fn build(provider: CredentialProvider, endpoint: &str, http: Option<aws_sdk_s3::config::SharedHttpClient>) -> Self {
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(60))
             .build();
         let retry = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(5);
-        let conf = s3_config(&provider, endpoint).timeout_config(timeouts).retry_config(retry).build();
+        let mut conf = s3_config(&provider, endpoint).timeout_config(timeouts).retry_config(retry);
+        if let Some(http) = http {
+            conf = conf.http_client(http);
+        }
+        let conf = conf.build();
         S3ObjectClient { client: Client::from_conf(conf), provider }
     }
 
@@ -164,8 +191,16 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
-        let body = out.body.collect().await.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
-        Ok(body.into_bytes())
+        // Copied chunk by chunk into one buffer of the range's size as the body arrives: one copy
+        // overlapped with the transfer and no second buffer of the whole part (collect() then
+        // into_bytes() holds both).
+        let mut body = out.body;
+        let mut buf = bytes::BytesMut::with_capacity((range.end - range.start) as usize);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
     }
 
     async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {

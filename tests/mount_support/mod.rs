@@ -47,7 +47,7 @@ pub fn profile_of(stack: &ssofs_devstack::Running) -> Profile {
 
 /// Signs `user` in (device code, approved by the devstack) and stores the tokens in `token_dir`.
 pub async fn sign_in(stack: &ssofs_devstack::Running, user: &str, token_dir: &Path) -> Profile {
-    reqwest::Client::new()
+    control_client(stack)
         .post(format!("{}/auto-approve", stack.control_url))
         .form(&[("user", user)])
         .send()
@@ -75,6 +75,15 @@ pub async fn mount_as(stack: &ssofs_devstack::Running, user: &str, dir: &Path, o
         std::thread::sleep(Duration::from_millis(50));
     }
     Mounted { mountpoint, thread: Some(thread) }
+}
+
+/// An HTTP client for the devstack's control API (trusting its test CA in TLS mode).
+pub fn control_client(stack: &ssofs_devstack::Running) -> reqwest::Client {
+    let mut b = reqwest::Client::builder();
+    if let Some(ca) = &stack.ca_file {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+    }
+    b.build().unwrap()
 }
 
 pub fn is_mounted(p: &Path) -> bool {

@@ -32,6 +32,8 @@ pub struct StsConfig {
     /// A role-policy provider: tokens presented with this RoleArn get `role_policy`.
     pub role_arn: String,
     pub role_policy: String,
+    /// Extra CA to trust when fetching the IdP's keys (the devstack's own test CA in TLS mode).
+    pub ca_pem: Option<&'static str>,
 }
 
 pub struct Sts {
@@ -59,10 +61,17 @@ fn invalid(message: impl Into<String>) -> StsError {
 
 impl Sts {
     pub fn new(cfg: StsConfig, iam: Arc<Iam>) -> Self {
+        let ca_pem = cfg.ca_pem;
         Sts {
             cfg,
             iam,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("reqwest client"),
+            http: {
+                let mut b = reqwest::Client::builder().timeout(Duration::from_secs(10));
+                if let Some(pem) = ca_pem {
+                    b = b.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("checked-in CA"));
+                }
+                b.build().expect("reqwest client")
+            },
             keys: RwLock::new(HashMap::new()),
         }
     }
