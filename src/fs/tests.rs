@@ -177,6 +177,11 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
         .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
         .collect();
     assert!(staged.iter().any(|b| b == b"precious"), "the written bytes are still on disk");
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(&fs.config().staging_dir).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "staged files are readable by their owner only");
+    }
     assert!(matches!(fs.mkdir(data.ino, "d").await, Err(FsError::Access(_))));
 }
 
