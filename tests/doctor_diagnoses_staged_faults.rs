@@ -144,4 +144,5 @@ async fn doctor_names_each_staged_fault() {
     assert_eq!(check(&report, "sts")["outcome"], "skip");
 
     e.stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&e.dir);
 }

@@ -154,4 +154,5 @@ async fn fstab_line_mounts_through_mount_t_and_unknown_options_are_named() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
