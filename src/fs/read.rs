@@ -95,8 +95,10 @@ impl Reader {
                 out.extend_from_slice(&data[from..to]);
             }
         }
-        // Parts already delivered stay reachable through the cache.
-        self.inflight.retain(|_, (_, f)| f.peek().is_none());
+        // Parts already delivered stay reachable through the cache. A part whose blocks were all
+        // served from the cache is never awaited, so `peek` alone would keep it (and its whole
+        // buffer, in the finished task) for the life of the handle: poll each finished one once.
+        self.inflight.retain(|_, (_, f)| f.peek().is_none() && f.clone().now_or_never().is_none());
         Ok(out)
     }
 
