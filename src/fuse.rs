@@ -324,7 +324,11 @@ impl Filesystem for FuseAdapter {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(handle(slot, fh), open_flags),
+                Ok(fh) => {
+                    // Unchanged since the last open: the kernel's cached pages are still right.
+                    let flags = if fs.keep_cache(fh) { open_flags | FopenFlags::FOPEN_KEEP_CACHE } else { open_flags };
+                    reply.opened(handle(slot, fh), flags)
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });

@@ -89,11 +89,6 @@ impl Staged {
         Ok(self.len()? == 0)
     }
 
-    /// Flushes to disk before an upload reads the file by path.
-    pub fn sync(&self) -> FsResult<()> {
-        self.file.sync_data().map_err(FsError::from)
-    }
-
     /// Removes the staging file after a successful upload.
     pub fn discard(self) {
         let _ = std::fs::remove_file(sidecar_path(&self.path));
