@@ -93,13 +93,7 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
     let out = tokio::task::block_in_place(|| e.ssofs(&["mount", m.to_str().unwrap()]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(is_mounted(&mnt), "mounted when the command returns");
-    let canonical = std::fs::canonicalize(&mnt).unwrap().to_string_lossy().to_string();
-    let line = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some(&canonical))
-        .unwrap()
-        .to_string();
+    let line = mount_support::mount_line(&mnt).unwrap();
     assert!(!line.contains("allow_other"), "a default mount is for its owner only: {line}");
     eprintln!("ssofs mount returned after {} ms", started.elapsed().as_millis());
     let pid = server_pid(&mnt).expect("the background server runs");

@@ -119,13 +119,7 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let m = mnt.display().to_string();
-    let canonical = std::fs::canonicalize(&mnt).unwrap().to_string_lossy().to_string();
-    let line = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some(&canonical))
-        .unwrap()
-        .to_string();
+    let line = mount_support::mount_line(&mnt).unwrap();
     assert!(line.contains("allow_other") && line.contains("default_permissions"), "{line}");
 
     let ls = tokio::task::block_in_place(|| as_user(&alice, &format!("ls {m}")));

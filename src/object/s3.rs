@@ -216,12 +216,7 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
-        Ok(ObjectInfo {
-            key: key.to_string(),
-            size,
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            last_modified: SystemTime::now(),
-        })
+        Ok(written(key, size, out.e_tag()))
     }
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
@@ -233,12 +228,7 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
-        Ok(ObjectInfo {
-            key: key.to_string(),
-            size,
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            last_modified: SystemTime::now(),
-        })
+        Ok(written(key, size, out.e_tag()))
     }
 
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
@@ -328,17 +318,22 @@ impl S3ObjectClient {
                 .map_err(map_err)
         };
         match upload.await {
-            Ok(out) => Ok(ObjectInfo {
-                key: key.to_string(),
-                size,
-                etag: out.e_tag().unwrap_or_default().to_string(),
-                last_modified: SystemTime::now(),
-            }),
+            Ok(out) => Ok(written(key, size, out.e_tag())),
             Err(e) => {
                 let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
                 Err(e)
             }
         }
+    }
+}
+
+/// What a successful upload made: the server's ETag, our size, now as LastModified.
+fn written(key: &str, size: u64, etag: Option<&str>) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        size,
+        etag: etag.unwrap_or_default().to_string(),
+        last_modified: SystemTime::now(),
     }
 }
 

@@ -87,8 +87,17 @@ pub fn control_client(stack: &ssofs_devstack::Running) -> reqwest::Client {
 }
 
 pub fn is_mounted(p: &Path) -> bool {
+    mount_line(p).is_some()
+}
+
+/// The /proc/self/mountinfo line of the mount at `p` (its options say who may use it).
+pub fn mount_line(p: &Path) -> Option<String> {
     let canonical = std::fs::canonicalize(p).unwrap().to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&canonical))
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(&canonical))
+        .map(str::to_string)
 }
 
 /// An S3 client with the devstack's root keys.
