@@ -69,6 +69,19 @@ struct ProfileFlags {
     duration_seconds: Option<u64>,
 }
 
+impl ProfileFlags {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            issuer: self.issuer.clone(),
+            tenant: self.tenant.clone(),
+            client_id: self.client_id.clone(),
+            endpoint: self.endpoint.clone(),
+            ca_file: self.ca_file.clone(),
+            accept_v1_issuer: self.accept_v1_issuer.then_some(true),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Sign in and store the tokens.
@@ -226,14 +239,7 @@ fn doctor_command(cli: Cli, json: bool, write_probe: bool, options: &[String]) -
     let req = doctor::Request {
         sources: Sources::standard(cli.config.or_else(|| options.config.clone())),
         profile: cli.profile.or_else(|| options.profile.clone()),
-        overrides: Overrides {
-            issuer: f.issuer,
-            tenant: f.tenant,
-            client_id: f.client_id,
-            endpoint: f.endpoint,
-            ca_file: f.ca_file,
-            accept_v1_issuer: f.accept_v1_issuer.then_some(true),
-        },
+        overrides: f.overrides(),
         duration_seconds: f.duration_seconds.or(options.duration_seconds),
         state_dir: options.state_dir.clone(),
         write_probe,
@@ -298,14 +304,7 @@ fn run(cli: Cli) -> Result<(), String> {
     // `-o profile=P` (fstab) picks the profile when --profile does not.
     let profile_name = cli.profile.clone().or_else(|| mount_options.as_ref().and_then(|o| o.profile.clone()));
     let f = cli.overrides;
-    let overrides = Overrides {
-        issuer: f.issuer,
-        tenant: f.tenant,
-        client_id: f.client_id,
-        endpoint: f.endpoint,
-        ca_file: f.ca_file,
-        accept_v1_issuer: f.accept_v1_issuer.then_some(true),
-    };
+    let overrides = f.overrides();
     // `-o config=FILE` (fstab, where mount's environment has no SSOFS_CONFIG) when --config is not given.
     let config_file = cli.config.or_else(|| mount_options.as_ref().and_then(|o| o.config.clone()));
     let mut profile = config::load_profile_with(&Sources::standard(config_file), profile_name.as_deref(), &overrides)

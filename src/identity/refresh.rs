@@ -55,16 +55,18 @@ impl StoreTokenSource {
         t.remaining() > self.margin
     }
 
-    async fn provider(&self, rediscover: bool) -> Result<std::sync::Arc<Provider>, TokenError> {
+    /// The provider, discovered on first use and kept (its keys are refetched when a token needs it).
+    async fn provider(&self) -> Result<std::sync::Arc<Provider>, TokenError> {
         let mut slot = self.provider.lock().await;
-        if rediscover || slot.is_none() {
-            let p = login::discover(&self.profile).await.map_err(|e| match e {
-                IdentityError::Unreachable { .. } => TokenError::Unavailable(e.to_string()),
-                other => TokenError::Other(other.to_string()),
-            })?;
-            *slot = Some(std::sync::Arc::new(p));
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
         }
-        Ok(slot.clone().expect("set above"))
+        let p = std::sync::Arc::new(login::discover(&self.profile).await.map_err(|e| match e {
+            IdentityError::Unreachable { .. } => TokenError::Unavailable(e.to_string()),
+            other => TokenError::Other(other.to_string()),
+        })?);
+        *slot = Some(p.clone());
+        Ok(p)
     }
 
     /// Returns a token, refreshing when `force` or when it is too close to expiry. If another process
@@ -116,7 +118,7 @@ impl StoreTokenSource {
     }
 
     async fn refresh_once(&self, rt: &str) -> Result<StoredTokens, TokenError> {
-        let provider = self.provider(false).await?;
+        let provider = self.provider().await?;
         let refresh_token = RefreshToken::new(rt.to_string());
         let mut req = provider
             .client
@@ -126,16 +128,10 @@ impl StoreTokenSource {
             req = req.add_scope(Scope::new(s.clone()));
         }
         let resp = req.request_async(&provider.http).await.map_err(|e| self.classify(e))?;
-        match login::stored_tokens(&provider, &self.profile, &resp, None, Some(rt.to_string())) {
-            Ok(t) => Ok(t),
-            // The IdP may have rotated its signing keys since discovery: fetch them again, once.
-            Err(IdentityError::BadIdToken(_)) => {
-                let provider = self.provider(true).await?;
-                login::stored_tokens(&provider, &self.profile, &resp, None, Some(rt.to_string()))
-                    .map_err(|e| TokenError::Other(e.to_string()))
-            }
-            Err(e) => Err(TokenError::Other(e.to_string())),
-        }
+        // Keys the IdP rotated in since discovery are fetched once, only for a token naming an unknown kid.
+        login::verified_tokens(&provider, &self.profile, &resp, None, Some(rt.to_string()))
+            .await
+            .map_err(|e| TokenError::Other(e.to_string()))
     }
 
     fn classify<RE, T>(&self, e: RequestTokenError<RE, T>) -> TokenError
