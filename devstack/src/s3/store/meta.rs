@@ -17,6 +17,20 @@ const OWNER_NAME: &str = "minio";
 const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 /// Standard HTTP headers S3 stores with an object and returns on GET/HEAD.
+/// The headers PutObject, CopyObject (REPLACE) and CreateMultipartUpload inputs all carry, as stored.
+macro_rules! stored_headers {
+    ($input:expr) => {
+        $crate::s3::store::meta::StoredHeaders {
+            content_type: $input.content_type,
+            cache_control: $input.cache_control,
+            content_disposition: $input.content_disposition,
+            content_encoding: $input.content_encoding,
+            content_language: $input.content_language,
+        }
+    };
+}
+pub(super) use stored_headers;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct StoredHeaders {
     #[serde(default, skip_serializing_if = "Option::is_none")]

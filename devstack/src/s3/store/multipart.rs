@@ -13,7 +13,7 @@ use s3s::{S3Result, s3_error};
 use super::conditions::{self, WriteConditions, read_conditions};
 use super::disk::{self, Written, internal};
 use super::list::{self, Entry};
-use super::meta::{self, StoredHeaders};
+use super::meta::{self, StoredHeaders, stored_headers};
 use super::{NewObject, Store};
 
 /// S3's part number range.
@@ -200,13 +200,7 @@ impl Store {
             key: input.key.clone(),
             initiated: meta::now_secs(),
             seq,
-            headers: StoredHeaders {
-                content_type: input.content_type,
-                cache_control: input.cache_control,
-                content_disposition: input.content_disposition,
-                content_encoding: input.content_encoding,
-                content_language: input.content_language,
-            },
+            headers: stored_headers!(input),
             metadata: meta::metadata_from_dto(input.metadata),
             parts: BTreeMap::new(),
         };

@@ -6,7 +6,7 @@ use s3s::s3_error;
 
 use super::conditions::{self, WriteConditions, read_conditions};
 use super::disk::{self, FileBody, internal};
-use super::meta::{self, ObjectMeta, StoredHeaders};
+use super::meta::{self, ObjectMeta, stored_headers};
 use super::{NewObject, Store};
 
 /// Most keys a DeleteObjects request may name.
@@ -53,13 +53,7 @@ impl Store {
         conditions::check_write(bucket.get(&input.key).ok().as_ref(), &cond)?;
         let written = disk::write_stream(&self.inner.tmp, input.body).await?;
         conditions::verify_md5(expected_md5, &written.md5)?;
-        let headers = StoredHeaders {
-            content_type: input.content_type,
-            cache_control: input.cache_control,
-            content_disposition: input.content_disposition,
-            content_encoding: input.content_encoding,
-            content_language: input.content_language,
-        };
+        let headers = stored_headers!(input);
         let object = NewObject::single_part(input.key, written, headers, meta::metadata_from_dto(input.metadata));
         let meta = self.commit(&bucket, object, &cond)?;
         Ok(PutObjectOutput { e_tag: Some(meta.e_tag()), size: Some(length(meta.size)), ..Default::default() })
@@ -80,13 +74,7 @@ impl Store {
         let dest = self.bucket(&input.bucket)?;
         let written = disk::copy_range(&self.inner.tmp, file, 0..src_meta.size).await.map_err(internal)?;
         let (headers, metadata) = if replace {
-            let headers = StoredHeaders {
-                content_type: input.content_type,
-                cache_control: input.cache_control,
-                content_disposition: input.content_disposition,
-                content_encoding: input.content_encoding,
-                content_language: input.content_language,
-            };
+            let headers = stored_headers!(input);
             (headers, meta::metadata_from_dto(input.metadata))
         } else {
             (src_meta.headers, src_meta.metadata)
