@@ -51,6 +51,13 @@ pub fn run(req: MountRequest) -> Result<(), String> {
 }
 
 /// What can be checked cheaply before anything else: the mountpoint and the FUSE device.
+///
+/// The mountpoint is looked up in /proc/self/mountinfo before the path itself is touched, and is
+/// then only stat'ed with `AT_NO_AUTOMOUNT`: under `x-systemd.automount` (or autofs) an autofs
+/// trigger sits on the mountpoint, and the mount we are part of was started by an access to it. Any
+/// path walk into it from outside the automounter's process group (ours, while mount(8) runs us)
+/// waits for that very mount and never returns (the blobfuse2/gcsfuse hang); an autofs mount there
+/// is also not "already mounted" (the mountpoint-s3 refusal): the FUSE mount goes on top of it.
 pub fn preflight(mountpoint: &Path) -> Result<(), String> {
     if !Path::new("/dev/fuse").exists() {
         return Err(
@@ -58,13 +65,40 @@ pub fn preflight(mountpoint: &Path) -> Result<(), String> {
                 .into(),
         );
     }
-    let meta = std::fs::metadata(mountpoint).map_err(|e| {
+    // An ordinary user's mount opens /dev/fuse itself before mount(2) fails and fusermount3 takes
+    // over; a device only root may open (some containers) makes that fail with a bare EACCES.
+    // SAFETY: geteuid cannot fail; access only reads the NUL-terminated path.
+    if unsafe { libc::geteuid() } != 0 && unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+        return Err(format!(
+            "/dev/fuse: {}; ordinary users' FUSE mounts need it mode 0666 (crw-rw-rw-), as udev and the fuse3 package \
+             set it: `chmod 0666 /dev/fuse` (in a container: pass the device with that mode)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let absolute = absolute_path(mountpoint);
+    match top_mount_type(&mountinfo, &absolute) {
+        Some(fstype) if fstype == "autofs" => return Ok(()),
+        Some(_) => {
+            return Err(format!(
+                "{} is already a mountpoint; unmount it first (`ssofs unmount {}`)",
+                mountpoint.display(),
+                mountpoint.display()
+            ));
+        }
+        None => {}
+    }
+    let is_dir = stat_is_dir_no_automount(mountpoint).map_err(|e| {
         format!("mountpoint {}: {e}; create it with `mkdir -p {}`", mountpoint.display(), mountpoint.display())
     })?;
-    if !meta.is_dir() {
+    if !is_dir {
         return Err(format!("mountpoint {} is not a directory", mountpoint.display()));
     }
-    if is_mountpoint(mountpoint) {
+    // Through symlinks (canonicalize only reads links, it never enters the directory).
+    if let Ok(canonical) = std::fs::canonicalize(mountpoint)
+        && canonical != absolute
+        && top_mount_type(&mountinfo, &canonical).is_some_and(|t| t != "autofs")
+    {
         return Err(format!(
             "{} is already a mountpoint; unmount it first (`ssofs unmount {}`)",
             mountpoint.display(),
@@ -74,10 +108,50 @@ pub fn preflight(mountpoint: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn is_mountpoint(path: &Path) -> bool {
-    let Ok(canonical) = std::fs::canonicalize(path) else { return false };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| unescape_mount(m) == canonical.to_string_lossy())
+/// `path` made absolute against the working directory, `.` and `..` folded, without any lookup.
+fn absolute_path(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// stat(2) semantics (`AT_NO_AUTOMOUNT`): std's metadata uses statx without it, which fires an
+/// automount trigger on the path.
+fn stat_is_dir_no_automount(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path contains a NUL byte"))?;
+    // SAFETY: an all-zero stat is a valid out-parameter; c is a NUL-terminated path.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; fstatat only writes st.
+    if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, libc::AT_NO_AUTOMOUNT) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// The filesystem type of the topmost mount at `path` in a mountinfo text (later lines are mounted
+/// on top of earlier ones), if anything is mounted there.
+fn top_mount_type(mountinfo: &str, path: &Path) -> Option<String> {
+    let want = path.to_string_lossy();
+    mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| unescape_mount(m) == want))
+        .filter_map(|l| l.split_once(" - ").and_then(|(_, rest)| rest.split(' ').next()).map(str::to_string))
+        .next_back()
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -109,14 +183,9 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log.try_clone().map_err(|e| e.to_string())?);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe; it detaches the child from the terminal's session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // The child stays in our process group until its FUSE mount is up and only then detaches with
+    // setsid (see `serve`): under an automounter (x-systemd.automount, autofs) only its process group
+    // may walk into the mountpoint while the access that started this mount is waiting.
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the background mount: {e}"))?;
     // SAFETY: we own write_fd and no longer need it here.
     unsafe { libc::close(write_fd) };
@@ -238,6 +307,11 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     let session = fuser::Session::new(adapter, &req.mountpoint, &config)
         .map_err(|e| format!("cannot mount at {}: {e}", req.mountpoint.display()))?;
     let background = session.spawn().map_err(|e| format!("cannot start the FUSE session: {e}"))?;
+    if ready.is_some() {
+        // The background child of `ssofs mount`: mounted, so now leave the terminal's session.
+        // SAFETY: setsid has no memory effects; it fails only for a group leader, which we are not.
+        unsafe { libc::setsid() };
+    }
     tracing::info!(mountpoint = %req.mountpoint.display(), profile = %profile.name, "mounted");
     announce_ready(ready);
 
@@ -347,4 +421,47 @@ pub fn unmount(mountpoint: &Path) -> Result<(), String> {
         .or_else(|_| std::process::Command::new("umount").arg(mountpoint).status())
         .map_err(|e| format!("cannot run fusermount3: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("unmounting {} failed", mountpoint.display())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 0:21 / / rw,relatime - ext4 /dev/root rw
+42 22 0:39 / /mnt/s3 rw,relatime - autofs systemd-1 rw,fd=55,pgrp=1,timeout=0,minproto=5,maxproto=5,direct
+43 22 0:40 / /mnt/my\\040s3 rw,nosuid,nodev - fuse.ssofs ssofs:corp rw,user_id=0,group_id=0
+44 42 0:41 / /mnt/s3 rw,nosuid,nodev - fuse.ssofs ssofs:corp rw,user_id=0,group_id=0
+45 22 0:42 / /mnt/auto rw,relatime - autofs systemd-1 rw,fd=56,pgrp=1,direct
+";
+
+    #[test]
+    fn the_topmost_mount_at_a_path_decides() {
+        // An armed x-systemd.automount trigger: mounting on top of it is what is asked.
+        assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/auto")).as_deref(), Some("autofs"));
+        // The trigger with the FUSE mount already on it: already mounted.
+        assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/s3")).as_deref(), Some("fuse.ssofs"));
+        assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/my s3")).as_deref(), Some("fuse.ssofs"));
+        assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/other")), None);
+        assert_eq!(top_mount_type("garbage\n\n1 2 3\n", Path::new("/mnt/other")), None);
+    }
+
+    #[test]
+    fn relative_mountpoints_are_made_absolute_without_lookups() {
+        assert_eq!(absolute_path(Path::new("/mnt/./a/../b/")), PathBuf::from("/mnt/b"));
+        assert!(absolute_path(Path::new("x")).is_absolute());
+        assert_eq!(absolute_path(Path::new("/../..")), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn preflight_refuses_a_mounted_path_and_a_missing_one() {
+        if Path::new("/dev/fuse").exists() {
+            let e = preflight(Path::new("/proc")).unwrap_err();
+            assert!(e.contains("already a mountpoint"), "{e}");
+            let e = preflight(Path::new("/nonexistent-ssofs-preflight")).unwrap_err();
+            assert!(e.contains("mkdir -p"), "{e}");
+            let e = preflight(Path::new("/etc/hostname")).unwrap_err();
+            assert!(e.contains("not a directory") || e.contains("already a mountpoint"), "{e}");
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! checking mounts, and a root S3 client to look behind the mount's back.
 #![allow(dead_code)]
 
+pub mod system;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
