@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -52,6 +53,8 @@ struct ProfileFile {
     token: Option<StsToken>,
     ca_file: Option<PathBuf>,
     accept_v1_issuer: Option<bool>,
+    insecure_tls: Option<bool>,
+    op_timeout: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +81,11 @@ pub struct Profile {
     pub ca_file: Option<PathBuf>,
     /// Also accept ID tokens from Azure's v1 issuer `https://sts.windows.net/{tid}/` (same tenant).
     pub accept_v1_issuer: bool,
+    /// Skip TLS certificate verification for the IdP, STS and S3. Only when set explicitly; every
+    /// start warns about it.
+    pub insecure_tls: bool,
+    /// How long one S3 operation may take, retries included, before the caller gets an error.
+    pub op_timeout: Option<Duration>,
 }
 
 /// Where configuration comes from; tests point these at temp files.
@@ -201,6 +209,8 @@ fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
         token: over.token.or(base.token),
         ca_file: over.ca_file.or(base.ca_file),
         accept_v1_issuer: over.accept_v1_issuer.or(base.accept_v1_issuer),
+        insecure_tls: over.insecure_tls.or(base.insecure_tls),
+        op_timeout: over.op_timeout.or(base.op_timeout),
     }
 }
 
@@ -229,6 +239,11 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     if !scopes.iter().any(|s| s == "openid") {
         return Err(invalid("`scopes` must include \"openid\"".into()));
     }
+    let op_timeout = match p.op_timeout {
+        None => None,
+        Some(s) if s.is_finite() && (1.0..=3600.0).contains(&s) => Some(Duration::from_secs_f64(s)),
+        Some(s) => return Err(invalid(format!("op_timeout = {s}: expected seconds between 1 and 3600"))),
+    };
     Ok(Profile {
         name,
         issuer: issuer.trim_end_matches('/').to_string(),
@@ -240,6 +255,8 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
         token: p.token.unwrap_or_default(),
         ca_file: p.ca_file,
         accept_v1_issuer: p.accept_v1_issuer.unwrap_or(false),
+        insecure_tls: p.insecure_tls.unwrap_or(false),
+        op_timeout,
     })
 }
 
@@ -319,5 +336,25 @@ mod tests {
         let f = write(&d, "d.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\ntoken = \"graph\"\n");
         let err = load_profile(&Sources { extra: Some(f), ..Default::default() }, None).unwrap_err();
         assert!(err.to_string().contains("line 4"), "{err}");
+        let f = write(&d, "e.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\nop_timeout = 0\n");
+        let err = load_profile(&Sources { extra: Some(f), ..Default::default() }, None).unwrap_err();
+        assert!(err.to_string().contains("op_timeout"), "{err}");
+    }
+
+    #[test]
+    fn tls_verification_is_on_unless_turned_off_explicitly() {
+        let d = tempdir("tls");
+        let f = write(&d, "c.toml", "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\n");
+        let p = load_profile(&Sources { extra: Some(f), ..Default::default() }, None).unwrap();
+        assert!(!p.insecure_tls);
+        assert_eq!(p.op_timeout, None);
+        let f = write(
+            &d,
+            "d.toml",
+            "[profiles.a]\nclient_id = \"x\"\nissuer = \"https://i\"\ninsecure_tls = true\nop_timeout = 7.5\n",
+        );
+        let p = load_profile(&Sources { extra: Some(f), ..Default::default() }, None).unwrap();
+        assert!(p.insecure_tls);
+        assert_eq!(p.op_timeout, Some(Duration::from_millis(7500)));
     }
 }

@@ -16,7 +16,7 @@ use ssofs::identity::login::{self, Provider};
 use ssofs::identity::verify::unverified_claims;
 use ssofs::identity::{StoreTokenSource, TokenSource, TokenStore, clock, refresh::DEFAULT_MARGIN};
 use ssofs::mount::MountOptions;
-use ssofs::object::s3::S3ObjectClient;
+use ssofs::object::s3::{S3ObjectClient, Transport};
 use ssofs::object::{ObjectClient, ObjectError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -297,7 +297,17 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
 
     // Buckets.
     let endpoint = profile.endpoint.clone().unwrap_or_default();
-    let s3 = S3ObjectClient::new(provider, &endpoint);
+    let s3 = match S3ObjectClient::connect(provider, &endpoint, &Transport::for_profile(&profile)) {
+        Ok(s3) => s3,
+        Err(e) => {
+            w.fail(
+                "buckets",
+                e,
+                "fix ca_file in the profile (a PEM file of the CA that signed the S3 endpoint's certificate)",
+            );
+            return Some(profile);
+        }
+    };
     buckets(&s3, req.write_probe, w).await;
     Some(profile)
 }
@@ -615,6 +625,8 @@ mod tests {
             token: StsToken::IdToken,
             ca_file: None,
             accept_v1_issuer: false,
+            insecure_tls: false,
+            op_timeout: None,
         };
         let run = |claims: Value| {
             let mut w = Walk { checks: Vec::new() };

@@ -120,9 +120,14 @@ enum Command {
     /// trusted); cache_size=256M (memory for object data); cache_dir=DIR (written files are
     /// staged in DIR/staging, default ~/.cache/ssofs; an explicit cache_dir also spills evicted blocks
     /// to DIR/blocks, up to disk_cache_size=1G); ro; allow_other, allow_root, default_permissions (FUSE);
-    /// profile=P; duration_seconds=N (STS); multiuser (root only: one mount serves every Unix user with
-    /// their own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts"). mount(8) options such as _netdev, nofail, noauto, user,
-    /// defaults, x-* and comment=* are accepted and ignored. An unknown option is an error.
+    /// profile=P; duration_seconds=N (STS); op_timeout=SECS (default 30: how long one operation's S3
+    /// work may take, retries through outages included, before it fails with EIO); insecure_tls (skip
+    /// TLS certificate checks of the IdP, STS and S3 — for a test endpoint only, warned about at every
+    /// start; prefer ca_file in the profile); config=FILE, state_dir=DIR, log_level=LEVEL,
+    /// log_file=FILE (for fstab); multiuser (root only: one mount serves every Unix user with their
+    /// own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts"). mount(8)
+    /// options such as _netdev, nofail, noauto, user, users, defaults, x-* and comment=* are accepted
+    /// and ignored. An unknown option is an error.
     Mount(MountArgs),
     /// Upload files that were being written when ssofs was killed, or copy them out.
     ///

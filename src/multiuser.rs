@@ -20,7 +20,7 @@ use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsConfig, FsError, Stat};
 use crate::fuse::FsResolver;
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
-use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
+use crate::object::retry::Retrying;
 
 /// How long a user without a login is remembered as such before the store is looked at again.
 const NO_LOGIN_RECHECK: Duration = Duration::from_secs(2);
@@ -70,7 +70,7 @@ impl MultiUser {
         let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
         let client = Arc::new(Retrying::new(
             crate::mount::s3_client(provider, &self.endpoint, &self.profile)?,
-            DEFAULT_DEADLINE,
+            crate::mount::op_deadline(&self.profile),
         ));
         let mut config = self.template.clone();
         config.uid = uid;

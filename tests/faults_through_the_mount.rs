@@ -53,6 +53,11 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 24) as u8).collect()
 }
 
+/// A directory's entries, or the first error opening or reading it.
+fn list_all(dir: &std::path::Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    std::fs::read_dir(dir)?.collect()
+}
+
 async fn put(m: &Faulty, key: &str, body: Vec<u8>) {
     mount_support::s3_put(&m.stack, "analytics-raw", key, body).await;
 }
@@ -118,19 +123,90 @@ async fn reads_survive_connections_cut_mid_response_and_writes_survive_throttlin
     m.finish().await;
 }
 
+/// Each operation ends within `op_timeout` (here 5 s) whether S3 refuses connections or accepts
+/// them and never answers; the caller gets EIO, and the mount works again once S3 does.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_long_outage_fails_operations_in_bounded_time() {
-    let m = mounted("bounded").await;
-    put(&m, "bounded.txt", b"hello".to_vec()).await;
-    m.fault(&[("s3_down", "1")]).await;
-    let path = m.mountpoint.join("analytics-raw/bounded.txt");
+async fn a_long_outage_fails_operations_within_op_timeout() {
+    let options = MountOptions { op_timeout: Some(Duration::from_secs(5)), ..MountOptions::default() };
+    let m = mounted_with("bounded", |_| {}, options).await;
+    put(&m, "bounded-1.txt", b"hello".to_vec()).await;
+    put(&m, "bounded-2.txt", b"hello".to_vec()).await;
+    for (n, fault) in [(1, ("s3_down", "1")), (2, ("latency_ms", "600000"))] {
+        m.fault(&[fault]).await;
+        let path = m.mountpoint.join(format!("analytics-raw/bounded-{n}.txt"));
+        let started = Instant::now();
+        let result = tokio::task::block_in_place(|| std::fs::read(&path));
+        let took = started.elapsed();
+        m.fault(&[("reset", "1")]).await;
+        let err = result.expect_err("S3 stayed unusable: the read fails");
+        eprintln!("{fault:?}: the read failed after {} ms: {err}", took.as_millis());
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        assert!(took < Duration::from_secs(8), "{fault:?}: bounded by op_timeout=5, took {took:?}");
+    }
+    let back = tokio::task::block_in_place(|| std::fs::read(m.mountpoint.join("analytics-raw/bounded-1.txt")));
+    assert_eq!(back.unwrap(), b"hello", "served again once S3 is back");
+    m.finish().await;
+}
+
+/// A wrong endpoint, proxy or captive portal answering `200 OK` with an HTML page, and replies that
+/// are well framed but cut short: reads and listings fail at once with EIO (no HTML shown as a
+/// file, no retrying for op_timeout), a written file's fsync fails and its data stays staged, and
+/// close() uploads it once S3 answers properly again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_answering_html_or_cut_replies_fails_clearly_and_loses_nothing() {
+    let options = MountOptions { op_timeout: Some(Duration::from_secs(8)), ..MountOptions::default() };
+    let m = mounted_with("hostile", |_| {}, options).await;
+    let body = pattern(3 << 20, 7);
+    put(&m, "hostile/data.bin", body.clone()).await;
+    put(&m, "hostile/other.bin", body.clone()).await;
+    // Directories that exist but were never listed through the mount.
+    put(&m, "hostile-a/x", b"x".to_vec()).await;
+    put(&m, "hostile-b/y", b"y".to_vec()).await;
+    let dir = m.mountpoint.join("analytics-raw/hostile");
+    let data = dir.join("data.bin");
+    // Listing and attributes come first, with S3 well: what is cached is not the point here.
+    let seen = tokio::task::block_in_place(|| std::fs::read_dir(&dir).unwrap().count());
+    assert_eq!(seen, 2);
+
+    m.fault(&[("html_replies", "1")]).await;
     let started = Instant::now();
-    let result = tokio::task::block_in_place(|| std::fs::read(&path));
+    let read = tokio::task::block_in_place(|| std::fs::read(&data));
+    let list = tokio::task::block_in_place(|| list_all(&m.mountpoint.join("analytics-raw/hostile-a")));
     let took = started.elapsed();
-    m.fault(&[("s3_down", "0")]).await;
-    assert!(result.is_err(), "S3 stayed down: the read fails");
-    eprintln!("read during a long outage failed after {} s: {:?}", took.as_secs(), result.unwrap_err());
-    assert!(took < Duration::from_secs(90), "bounded, not hanging: {took:?}");
+    let err = read.expect_err("an HTML page is not the object");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(list.expect_err("an HTML page is not a listing").raw_os_error(), Some(libc::EIO));
+    assert!(took < Duration::from_secs(5), "not retried until op_timeout (8 s): {took:?}");
+
+    // A write whose upload is answered with HTML: fsync fails, nothing is taken as stored.
+    let written = dir.join("written.bin");
+    let payload = pattern(1 << 20, 9);
+    let mut f = tokio::task::block_in_place(|| std::fs::File::create(&written).unwrap());
+    use std::io::Write;
+    tokio::task::block_in_place(|| f.write_all(&payload).unwrap());
+    let synced = tokio::task::block_in_place(|| f.sync_all());
+    assert!(synced.is_err(), "an upload answered with HTML is not stored");
+
+    // Well-framed replies cut in half: never shown as the whole object.
+    m.fault(&[("html_replies", "0"), ("truncated_replies", "1")]).await;
+    let cut = tokio::task::block_in_place(|| std::fs::read(dir.join("other.bin")));
+    let err = cut.expect_err("a reply holding half the bytes asked for is an error, not the file");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let list = tokio::task::block_in_place(|| list_all(&m.mountpoint.join("analytics-raw/hostile-b")));
+    let err = list.expect_err("truncated listing XML is an error, not a shorter listing");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+
+    // S3 answers properly again: the staged write goes up at close, reads are whole.
+    m.fault(&[("reset", "1")]).await;
+    tokio::task::block_in_place(|| f.sync_all()).expect("the staged data goes up once S3 answers properly");
+    drop(f);
+    let stored = m.s3().get_object().bucket("analytics-raw").key("hostile/written.bin").send().await.unwrap();
+    assert_eq!(sha(&stored.body.collect().await.unwrap().into_bytes()), sha(&payload), "uploaded whole at close");
+    let whole = tokio::task::block_in_place(|| std::fs::read(dir.join("other.bin")).unwrap());
+    assert_eq!(sha(&whole), sha(&body));
+    // (DirEntry keeps the directory open: only the count is kept, so the unmount is not busy.)
+    let listed = tokio::task::block_in_place(|| list_all(&m.mountpoint.join("analytics-raw/hostile-b")).unwrap().len());
+    assert_eq!(listed, 1, "the directory listed whole once replies are");
     m.finish().await;
 }
 

@@ -1,13 +1,14 @@
 //! Over TLS: the devstack serves HTTPS with a test CA; ssofs verifies certificates by default, trusts
-//! the CA named by `ca_file`, and then signs in and mounts as usual.
+//! the CA named by `ca_file`, and then signs in and mounts as usual. Without the CA a mount is
+//! refused, unless `-o insecure_tls` asks for no verification explicitly.
 
 mod mount_support;
 
 use std::time::Duration;
 
-use mount_support::{profile_of, unique_dir};
+use mount_support::{is_mounted, profile_of, unique_dir};
 use ssofs::identity::login;
-use ssofs::mount::MountOptions;
+use ssofs::mount::{self, MountOptions, MountRequest};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_are_verified_and_ca_file_is_trusted() {
@@ -37,5 +38,40 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
     let text = tokio::task::block_in_place(|| std::fs::read_to_string(readme).unwrap());
     assert!(text.starts_with("Raw event exports"));
     m.unmount();
+
+    // The same sign-in, a profile without the CA: the mount is refused with the reason...
+    let request = |options: MountOptions, tag: &str| {
+        let mountpoint = dir.join(tag);
+        std::fs::create_dir_all(&mountpoint).unwrap();
+        let options = MountOptions { cache_dir: Some(dir.join(format!("cache-{tag}"))), ..options };
+        MountRequest {
+            profile: untrusting.clone(),
+            mountpoint,
+            options,
+            foreground: true,
+            token_dir: dir.join("state"),
+        }
+    };
+    let refused = std::thread::spawn({
+        let req = request(MountOptions::default(), "mnt-verified");
+        move || mount::run(req)
+    });
+    let err = tokio::task::block_in_place(|| refused.join().unwrap()).expect_err("an untrusted certificate");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // ...unless verification is turned off explicitly.
+    let req = request(MountOptions { insecure_tls: true, ..MountOptions::default() }, "mnt-insecure");
+    let mountpoint = req.mountpoint.clone();
+    let serving = std::thread::spawn(move || mount::run(req));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&mountpoint) {
+        assert!(!serving.is_finished(), "insecure_tls mount ended: {:?}", serving.join());
+        assert!(std::time::Instant::now() < deadline, "insecure_tls mount never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = tokio::task::block_in_place(|| std::fs::read_to_string(mountpoint.join("analytics-raw/README.txt")));
+    mount::unmount(&mountpoint).unwrap();
+    assert!(text.unwrap().starts_with("Raw event exports"));
+    assert!(tokio::task::block_in_place(|| serving.join().unwrap()).is_ok());
     stack.shutdown().await;
 }

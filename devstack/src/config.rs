@@ -29,6 +29,9 @@ pub struct Config {
     pub public_client_flows: bool,
     /// Serve HTTPS with the checked-in test certificate (clients trust `tls::CA_PEM` via `ca_file`).
     pub tls: bool,
+    /// Pads every ID token with a claim of this many bytes: tokens as large as those of users in
+    /// many groups with many optional claims (tests use 16 KB).
+    pub id_token_padding: usize,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
             device_code_interval: Duration::from_secs(5),
             sts_min_duration: Duration::from_secs(900),
             sts_claim_name: "groups".to_string(),
+            id_token_padding: 0,
             public_client_flows: true,
             tls: false,
         }

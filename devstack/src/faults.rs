@@ -1,6 +1,8 @@
 //! Fault injection for tests (control API `/_devstack/faults`): stop and restart the S3 endpoint,
 //! add latency, drop connections in the middle of a response, answer 503 SlowDown for a fraction of
-//! requests, make STS fail, take the identity provider down.
+//! requests, make STS fail, take the identity provider down, answer an HTML page instead of S3 (a
+//! wrong endpoint, a proxy's or captive portal's page), or send replies cut short but complete in
+//! themselves (a body shorter than asked for, with a matching Content-Length).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -20,6 +22,11 @@ pub struct Faults {
     pub sts_down: AtomicBool,
     /// The identity provider's Azure endpoints answer 503.
     pub idp_down: AtomicBool,
+    /// Every S3 and STS request is answered `200 OK` with an HTML page.
+    pub html_replies: AtomicBool,
+    /// Every successful S3 answer loses the second half of its body, Content-Length adjusted: a
+    /// well-framed reply whose XML or data is truncated.
+    pub truncated_replies: AtomicBool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +37,8 @@ pub struct FaultSettings {
     pub drop_permille: u32,
     pub sts_down: bool,
     pub idp_down: bool,
+    pub html_replies: bool,
+    pub truncated_replies: bool,
 }
 
 impl Faults {
@@ -41,6 +50,8 @@ impl Faults {
             drop_permille: self.drop_permille.load(Ordering::SeqCst),
             sts_down: self.sts_down.load(Ordering::SeqCst),
             idp_down: self.idp_down.load(Ordering::SeqCst),
+            html_replies: self.html_replies.load(Ordering::SeqCst),
+            truncated_replies: self.truncated_replies.load(Ordering::SeqCst),
         }
     }
 
@@ -64,8 +75,12 @@ impl Faults {
                 "drop_permille" => self.drop_permille.store(permille()?, Ordering::SeqCst),
                 "sts_down" => self.sts_down.store(flag()?, Ordering::SeqCst),
                 "idp_down" => self.idp_down.store(flag()?, Ordering::SeqCst),
+                "html_replies" => self.html_replies.store(flag()?, Ordering::SeqCst),
+                "truncated_replies" => self.truncated_replies.store(flag()?, Ordering::SeqCst),
                 "reset" => {
-                    for f in [&self.s3_down, &self.sts_down, &self.idp_down] {
+                    for f in
+                        [&self.s3_down, &self.sts_down, &self.idp_down, &self.html_replies, &self.truncated_replies]
+                    {
                         f.store(false, Ordering::SeqCst);
                     }
                     self.latency_ms.store(0, Ordering::SeqCst);

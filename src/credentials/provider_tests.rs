@@ -26,6 +26,7 @@ fn provider(sts: &FakeSts, tokens: Arc<FakeTokens>, background: bool) -> Credent
         duration_seconds: None,
         policy: None,
         ca_file: None,
+        insecure_tls: false,
     };
     CredentialProvider::new(StsClient::new(settings).unwrap(), tokens, "test", options(background))
 }
@@ -195,6 +196,7 @@ async fn form_carries_duration_role_and_session_name() {
         duration_seconds: Some(900),
         policy: Some("{\"Version\":\"2012-10-17\"}".into()),
         ca_file: None,
+        insecure_tls: false,
     };
     let client = StsClient::new(settings).unwrap();
     let token = crate::identity::WebIdentityToken::new("a+b/c=".into(), std::time::SystemTime::now());

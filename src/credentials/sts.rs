@@ -33,6 +33,8 @@ pub struct StsSettings {
     /// An inline session policy (IAM JSON) narrowing the credentials.
     pub policy: Option<String>,
     pub ca_file: Option<std::path::PathBuf>,
+    /// Skip certificate verification (the profile's explicit `insecure_tls`).
+    pub insecure_tls: bool,
 }
 
 impl StsSettings {
@@ -51,6 +53,7 @@ impl StsSettings {
             duration_seconds: profile.duration_seconds,
             policy: None,
             ca_file: profile.ca_file.clone(),
+            insecure_tls: profile.insecure_tls,
         })
     }
 }
@@ -131,7 +134,7 @@ impl StsClient {
     pub fn new(settings: StsSettings) -> Result<Self, CredentialError> {
         reqwest::Url::parse(&settings.endpoint)
             .map_err(|e| CredentialError::Config(format!("STS endpoint {:?} is not a URL: {e}", settings.endpoint)))?;
-        let http = http_client(settings.ca_file.as_deref())?;
+        let http = http_client(settings.ca_file.as_deref(), settings.insecure_tls)?;
         Ok(StsClient { http, settings })
     }
 
@@ -224,11 +227,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, CredentialError> {
+fn http_client(ca_file: Option<&Path>, insecure_tls: bool) -> Result<reqwest::Client, CredentialError> {
+    if insecure_tls {
+        tracing::warn!("TLS certificate verification is OFF for STS (insecure_tls)");
+    }
     let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(insecure_tls)
         .user_agent(concat!("ssofs/", env!("CARGO_PKG_VERSION")));
     match ca_file {
         Some(path) => {
@@ -290,7 +297,7 @@ mod tests {
 
     #[test]
     fn unreadable_ca_file_is_a_config_error() {
-        let err = http_client(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let err = http_client(Some(Path::new("/nonexistent/ca.pem")), false).unwrap_err();
         assert!(matches!(err, CredentialError::Config(ref m) if m.contains("/nonexistent/ca.pem")), "{err}");
     }
 }

@@ -55,6 +55,10 @@ pub fn http_client(profile: &Profile) -> Result<openidconnect::reqwest::Client, 
             .map_err(|e| IdentityError::Config(format!("ca_file {} is not a PEM certificate: {e}", ca.display())))?;
         b = b.add_root_certificate(cert);
     }
+    if profile.insecure_tls {
+        tracing::warn!(issuer = %profile.issuer, "TLS certificate verification is OFF for the identity provider (insecure_tls)");
+        b = b.danger_accept_invalid_certs(true);
+    }
     b.build().map_err(|e| IdentityError::Config(format!("cannot build HTTP client: {e}")))
 }
 

@@ -19,7 +19,7 @@ use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
 use crate::multiuser::MultiUser;
 use crate::object::ObjectClient;
 use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
-use crate::object::s3::S3ObjectClient;
+use crate::object::s3::{S3ObjectClient, Transport};
 pub use options::MountOptions;
 
 /// Environment variable carrying the readiness pipe from the parent to the background child.
@@ -259,6 +259,12 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     let multiuser = req.options.multiuser;
     // The filesystems that may hold data being written: one, or one per identity.
     let resolver: Arc<dyn FsResolver> = if multiuser {
+    if req.options.op_timeout.is_some() {
+        profile.op_timeout = req.options.op_timeout;
+    }
+    if req.options.insecure_tls {
+        profile.insecure_tls = true;
+    }
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             return Err("a multiuser mount reads every user's token store: mount it as root (e.g. from fstab)".into());
@@ -369,7 +375,7 @@ pub fn single_user_client(
     let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
     let provider = CredentialProvider::for_profile(profile, tokens).map_err(|e| e.to_string())?;
     rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
-    let client = Arc::new(Retrying::new(s3_client(provider, endpoint, profile)?, DEFAULT_DEADLINE));
+    let client = Arc::new(Retrying::new(s3_client(provider, endpoint, profile)?, op_deadline(profile)));
     rt.block_on(async {
         match client.list_buckets().await {
             Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
@@ -381,10 +387,12 @@ pub fn single_user_client(
 
 /// The S3 client for a profile: system roots, plus the profile's `ca_file` when it names one.
 pub fn s3_client(provider: CredentialProvider, endpoint: &str, profile: &Profile) -> Result<S3ObjectClient, String> {
-    match &profile.ca_file {
-        Some(ca) => S3ObjectClient::with_ca_file(provider, endpoint, ca),
-        None => Ok(S3ObjectClient::new(provider, endpoint)),
-    }
+    S3ObjectClient::connect(provider, endpoint, &Transport::for_profile(profile))
+}
+
+/// How long one filesystem operation's S3 work may take, retries included.
+pub fn op_deadline(profile: &Profile) -> Duration {
+    profile.op_timeout.unwrap_or(DEFAULT_DEADLINE)
 }
 
 /// Tells whoever waits (the parent's pipe, systemd) that the mount is usable.

@@ -33,6 +33,11 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// `multiuser`: serve each Unix user with their own identity.
     pub multiuser: bool,
+    /// `op_timeout=SECONDS`: how long one operation's S3 work may take, retries included, before the
+    /// caller gets an error (default 30).
+    pub op_timeout: Option<Duration>,
+    /// `insecure_tls`: accept any TLS certificate (IdP, STS, S3). Never the default.
+    pub insecure_tls: bool,
 }
 
 /// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
@@ -62,6 +67,8 @@ fn ignored(name: &str) -> bool {
             | "group"
     ) || name.starts_with("x-")
         || name.starts_with("comment=")
+        // mount(8) names the mounting user of a `user` fstab entry this way
+        || name.starts_with("user=")
 }
 
 pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
@@ -75,6 +82,11 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             None => (opt, None),
         };
         let bad = |v: &str, what: &str| format!("mount option {name}={v}: {what}");
+        const FLAGS: [&str; 6] =
+            ["ro", "allow_other", "allow_root", "default_permissions", "multiuser", "insecure_tls"];
+        if value.is_some() && FLAGS.contains(&name) {
+            return Err(format!("mount option {opt:?}: {name} takes no value (write just {name})"));
+        }
         match name {
             "ro" => o.read_only = true,
             "allow_other" => o.allow_other = true,
@@ -135,6 +147,16 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 }
                 o.log_level = Some(v.to_string());
             }
+            "insecure_tls" => o.insecure_tls = true,
+            "op_timeout" => {
+                let v = need(value, name)?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && (1.0..=3600.0).contains(s))
+                    .ok_or_else(|| bad(v, "expected seconds between 1 and 3600, e.g. 30"))?;
+                o.op_timeout = Some(Duration::from_secs_f64(secs));
+            }
             "duration_seconds" => {
                 let v = need(value, name)?;
                 o.duration_seconds = Some(v.parse().map_err(|_| bad(v, "expected whole seconds"))?);
@@ -143,7 +165,7 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
                      cache_size, cache_dir, disk_cache_size, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
-                     config, state_dir, log_level, log_file, multiuser \
+                     config, state_dir, log_level, log_file, multiuser, op_timeout, insecure_tls \
                      (see `ssofs mount --help`)"
                 ));
             }
@@ -237,6 +259,9 @@ mod tests {
             ("ro,allow_root,default_permissions,gid=5,dir_mode=0750,dir_ttl=3", |o| {
                 o.read_only && o.allow_root && o.default_permissions && o.gid == Some(5) && o.dir_mode == Some(0o750)
             }),
+            ("user=alice,users", |o| *o == MountOptions::default()),
+            ("op_timeout=5", |o| o.op_timeout == Some(Duration::from_secs(5)) && !o.insecure_tls),
+            ("insecure_tls,op_timeout=0.5e1", |o| o.insecure_tls && o.op_timeout == Some(Duration::from_secs(5))),
             ("disk_cache_size=2G,cache_dir=/var/cache/ssofs,duration_seconds=900", |o| {
                 o.disk_cache_size == Some(2 << 30) && o.duration_seconds == Some(900)
             }),
@@ -256,6 +281,11 @@ mod tests {
             ("gid=-1", "gid=-1"),
             ("dir_mode=0o8", "octal"),
             ("attr_ttl=NaN", "attr_ttl"),
+            ("op_timeout=0", "between 1 and 3600"),
+            ("op_timeout=inf", "op_timeout=inf"),
+            ("op_timeout", "needs a value"),
+            ("insecure_tls=yes", "takes no value"),
+            ("ro=1", "takes no value"),
         ];
         for (input, want) in bad {
             let e = p(input).expect_err(input);

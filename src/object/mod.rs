@@ -1,6 +1,8 @@
 //! Object client layer: the few S3 operations the filesystem needs, behind `ObjectClient`, so the
 //! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
 
+mod complete_xml;
+mod insecure_http;
 pub mod mock;
 pub mod retry;
 pub mod s3;

@@ -1,7 +1,7 @@
 //! Retries for passing failures. The SDK already retries throttling and 5xx answers a few times; this
 //! layer also covers what the SDK cannot retry — a connection cut in the middle of a body — and
-//! outages longer than the SDK's few attempts, with backoff, until a deadline (default 30 s after the
-//! first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
+//! outages longer than the SDK's few attempts, with backoff, until a deadline (`op_timeout`, default
+//! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
 //! repeating one is safe. Past the deadline the caller gets the error: nothing hangs.
 
 use std::ops::Range;
@@ -28,7 +28,20 @@ impl<C: ObjectClient> Retrying<C> {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ObjectError>
+    /// One operation, retried through passing failures; the whole of it, retries included, ends by
+    /// the deadline.
+    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, ObjectError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ObjectError>>,
+    {
+        self.retry(what, true, op).await
+    }
+
+    /// `bounded`: also cut an attempt still running at the deadline. Uploads of whole files are not
+    /// cut (a large multipart upload takes as long as it takes); each of their requests is bounded
+    /// by the S3 client's own operation timeout instead.
+    async fn retry<T, F, Fut>(&self, what: &str, bounded: bool, mut op: F) -> Result<T, ObjectError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ObjectError>>,
@@ -37,7 +50,15 @@ impl<C: ObjectClient> Retrying<C> {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1u32;
         loop {
-            match op().await {
+            let outcome = if bounded {
+                let left = self.deadline.saturating_sub(start.elapsed());
+                tokio::time::timeout(left, op()).await.unwrap_or_else(|_| {
+                    Err(ObjectError::Unavailable(format!("no answer within {:.1} s", self.deadline.as_secs_f64())))
+                })
+            } else {
+                op().await
+            };
+            match outcome {
                 Err(ObjectError::Unavailable(why)) if start.elapsed() + delay < self.deadline => {
                     tracing::debug!(what, attempt, reason = %why, "S3 unavailable; retrying");
                     tokio::time::sleep(delay).await;
@@ -46,8 +67,9 @@ impl<C: ObjectClient> Retrying<C> {
                 }
                 Err(ObjectError::Unavailable(why)) => {
                     return Err(ObjectError::Unavailable(format!(
-                        "{why} (gave up after {attempt} attempts in {} s)",
-                        start.elapsed().as_secs()
+                        "{what}: {why} (gave up after {attempt} attempts in {:.1} s; the limit is the op_timeout \
+                         mount option)",
+                        start.elapsed().as_secs_f64()
                     )));
                 }
                 other => return other,
@@ -86,7 +108,7 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
     }
 
     async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
-        self.run("PutObject", || self.inner.put_file(bucket, key, path)).await
+        self.retry("PutObject", false, || self.inner.put_file(bucket, key, path)).await
     }
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
@@ -167,6 +189,44 @@ mod tests {
         let err = c.get_range("b", "k", 0..5, None).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2), "bounded: {:?}", started.elapsed());
         assert!(err.to_string().contains("gave up"), "{err}");
+    }
+
+    /// An answer that never comes is cut at the deadline, not waited for.
+    #[tokio::test]
+    async fn a_hung_attempt_ends_at_the_deadline() {
+        struct Hung(MockObjectClient);
+        #[async_trait::async_trait]
+        impl ObjectClient for Hung {
+            async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
+                std::future::pending().await
+            }
+            async fn list_page(&self, b: &str, p: &str, c: Option<String>) -> Result<ListPage, ObjectError> {
+                self.0.list_page(b, p, c).await
+            }
+            async fn head(&self, b: &str, k: &str) -> Result<ObjectInfo, ObjectError> {
+                self.0.head(b, k).await
+            }
+            async fn get_range(&self, b: &str, k: &str, r: Range<u64>, e: Option<&str>) -> Result<Bytes, ObjectError> {
+                self.0.get_range(b, k, r, e).await
+            }
+            async fn put_file(&self, b: &str, k: &str, p: &Path) -> Result<ObjectInfo, ObjectError> {
+                self.0.put_file(b, k, p).await
+            }
+            async fn put_bytes(&self, b: &str, k: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+                self.0.put_bytes(b, k, body).await
+            }
+            async fn copy(&self, b: &str, f: &str, t: &str) -> Result<(), ObjectError> {
+                self.0.copy(b, f, t).await
+            }
+            async fn delete(&self, b: &str, k: &str) -> Result<(), ObjectError> {
+                self.0.delete(b, k).await
+            }
+        }
+        let c = Retrying::new(Hung(MockObjectClient::new()), Duration::from_millis(500));
+        let started = Instant::now();
+        let err = c.list_buckets().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "bounded: {:?}", started.elapsed());
+        assert!(err.to_string().contains("no answer within 0.5 s"), "{err}");
     }
 
     #[tokio::test]

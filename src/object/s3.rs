@@ -4,7 +4,7 @@
 //! attempt is bounded in time.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
@@ -15,6 +15,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use crate::config::Profile;
 use crate::credentials::{CredentialError, CredentialProvider, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
@@ -23,53 +24,85 @@ const PART_SIZE: u64 = 16 << 20;
 const MAX_PARTS: u64 = 10_000;
 /// Parts uploaded at once.
 const PART_CONCURRENCY: usize = 4;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct S3ObjectClient {
     client: Client,
     provider: CredentialProvider,
 }
 
-impl S3ObjectClient {
-    pub fn new(provider: CredentialProvider, endpoint: &str) -> Self {
-        Self::build(provider, endpoint, None)
-    }
+/// How the client reaches the endpoint: which CAs it trusts and how long one request may take.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// Extra CA certificate(s) (PEM) trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate: only on the profile's or mount's explicit `insecure_tls`.
+    pub insecure_tls: bool,
+    /// Longest time for one request attempt, and for one operation with the SDK's own retries.
+    pub op_timeout: Duration,
+}
 
-    /// A client that also trusts the CA certificate(s) in `ca_file` (PEM), besides the system roots.
-    pub fn with_ca_file(provider: CredentialProvider, endpoint: &str, ca_file: &Path) -> Result<Self, String> {
-        let pem = std::fs::read(ca_file).map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(format!("ca_file {} holds no PEM certificate", ca_file.display()));
+impl Transport {
+    pub fn for_profile(profile: &Profile) -> Self {
+        Transport {
+            ca_file: profile.ca_file.clone(),
+            insecure_tls: profile.insecure_tls,
+            op_timeout: profile.op_timeout.unwrap_or(super::retry::DEFAULT_DEADLINE),
         }
-        use aws_smithy_http_client::tls;
-        let trust = tls::TrustStore::default().with_native_roots(true).with_pem_certificate(pem);
-        let context = tls::TlsContext::builder()
-            .with_trust_store(trust)
-            .build()
-            .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-            .tls_context(context)
-            .build_https();
-        Ok(Self::build(provider, endpoint, Some(http)))
     }
+}
 
-    fn build(provider: CredentialProvider, endpoint: &str, http: Option<aws_sdk_s3::config::SharedHttpClient>) -> Self {
+impl S3ObjectClient {
+    /// A client for `endpoint` with the user's credentials from `provider`.
+    pub fn connect(provider: CredentialProvider, endpoint: &str, transport: &Transport) -> Result<Self, String> {
+        let http = if transport.insecure_tls {
+            tracing::warn!(endpoint, "TLS certificate verification is OFF for S3 (insecure_tls)");
+            Some(super::insecure_http::client(CONNECT_TIMEOUT)?)
+        } else if let Some(ca_file) = &transport.ca_file {
+            Some(trusting(ca_file)?)
+        } else {
+            None
+        };
+        // The operation bound covers the SDK's own retries of one request (a whole single PutObject
+        // of up to 16 MiB, or one part): nothing waits longer than op_timeout on one answer.
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT.min(transport.op_timeout))
+            .operation_attempt_timeout(transport.op_timeout)
+            .operation_timeout(transport.op_timeout)
             .build();
         let retry = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(5);
-        let mut conf = s3_config(&provider, endpoint).timeout_config(timeouts).retry_config(retry);
+        let mut conf = s3_config(&provider, endpoint)
+            .timeout_config(timeouts)
+            .retry_config(retry)
+            .interceptor(super::complete_xml::CompleteXml);
         if let Some(http) = http {
             conf = conf.http_client(http);
         }
         let conf = conf.build();
-        S3ObjectClient { client: Client::from_conf(conf), provider }
+        Ok(S3ObjectClient { client: Client::from_conf(conf), provider })
     }
 
     pub fn provider(&self) -> &CredentialProvider {
         &self.provider
     }
+}
+
+/// The SDK's own HTTP client, trusting `ca_file` besides the system roots.
+fn trusting(ca_file: &Path) -> Result<aws_sdk_s3::config::SharedHttpClient, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("ca_file {} holds no PEM certificate", ca_file.display()));
+    }
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::default().with_native_roots(true).with_pem_certificate(pem);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 /// One mapping from SDK failures to the object layer's errors.
@@ -80,6 +113,12 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E,
         } else {
             ObjectError::Unavailable(c.to_string())
         };
+    }
+    if let Some(status) = html_answer(e.raw_response()) {
+        return ObjectError::Other(format!(
+            "the S3 endpoint answered an HTML page (HTTP {status}), not S3 XML. Check the endpoint URL, and any \
+             proxy or captive portal between this machine and it"
+        ));
     }
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e
@@ -100,6 +139,29 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E,
         (Some(c), _) => ObjectError::Other(format!("S3 error {c}: {}", e.message().unwrap_or(""))),
         (None, _) => ObjectError::Unavailable(crate::identity::login::error_chain(&e)),
     }
+}
+
+/// An answer that is not S3's: named as such, not retried (a wrong endpoint or a proxy's page does
+/// not go away by asking again soon).
+fn not_s3(key: &str, operation: &str, what: &str) -> ObjectError {
+    ObjectError::Other(format!(
+        "the S3 endpoint answered {operation} of {key:?} {what}: that is not an S3 reply. Check the endpoint URL, \
+         and any proxy or captive portal between this machine and it"
+    ))
+}
+
+/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let (span, _total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
+}
+
+/// The content type of an answer that failed to parse, when it says HTML.
+fn html_answer(response: Option<&HttpResponse>) -> Option<u16> {
+    let r = response?;
+    let ct = r.headers().get("content-type")?;
+    ct.to_ascii_lowercase().contains("html").then(|| r.status().as_u16())
 }
 
 fn mtime(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -159,10 +221,11 @@ impl ObjectClient for S3ObjectClient {
             .with_fresh_credentials(|| self.client.head_object().bucket(bucket).key(key).send())
             .await
             .map_err(map_err)?;
+        let etag = out.e_tag().ok_or_else(|| not_s3(key, "HeadObject", "without an ETag"))?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size: out.content_length().unwrap_or(0).max(0) as u64,
-            etag: out.e_tag().unwrap_or_default().to_string(),
+            etag: etag.to_string(),
             last_modified: mtime(out.last_modified()),
         })
     }
@@ -191,6 +254,24 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
+        // What came back must be the object asked for and exactly the bytes asked for: a proxy's
+        // page, a server ignoring Range or a reply cut short must never be shown as file content.
+        match (out.e_tag(), etag) {
+            (None, _) => return Err(not_s3(key, "GetObject", "without an ETag")),
+            (Some(got), Some(want)) if got.trim_matches('"') != want.trim_matches('"') => {
+                return Err(ObjectError::Changed);
+            }
+            _ => {}
+        }
+        let expected = match out.content_range() {
+            Some(r) => match parse_content_range(r) {
+                Some((first, last)) if first == range.start && last < range.end && first <= last => {
+                    Some(last - first + 1)
+                }
+                _ => return Err(not_s3(key, "GetObject", &format!("Content-Range {r:?} for bytes={}-", range.start))),
+            },
+            None => None, // 200 with the whole object: Range ignored; the part is cut out below
+        };
         // Copied chunk by chunk into one buffer of the range's size as the body arrives: one copy
         // overlapped with the transfer and no second buffer of the whole part (collect() then
         // into_bytes() holds both).
@@ -200,7 +281,19 @@ impl ObjectClient for S3ObjectClient {
             let chunk = chunk.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        let buf = buf.freeze();
+        match expected {
+            Some(n) if buf.len() as u64 != n => Err(ObjectError::Unavailable(format!(
+                "reading {key}: the reply held {} bytes where its Content-Range promised {n}",
+                buf.len()
+            ))),
+            Some(_) => Ok(buf),
+            None => {
+                let start = (range.start as usize).min(buf.len());
+                let end = (range.end as usize).min(buf.len());
+                Ok(buf.slice(start..end))
+            }
+        }
     }
 
     async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
@@ -216,7 +309,7 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
-        Ok(written(key, size, out.e_tag()))
+        written(key, size, out.e_tag())
     }
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
@@ -228,7 +321,7 @@ impl ObjectClient for S3ObjectClient {
             })
             .await
             .map_err(map_err)?;
-        Ok(written(key, size, out.e_tag()))
+        written(key, size, out.e_tag())
     }
 
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
@@ -293,10 +386,8 @@ impl S3ObjectClient {
                             })
                             .await
                             .map_err(map_err)?;
-                        Ok(CompletedPart::builder()
-                            .part_number(i as i32 + 1)
-                            .set_e_tag(out.e_tag().map(str::to_string))
-                            .build())
+                        let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
+                        Ok(CompletedPart::builder().part_number(i as i32 + 1).e_tag(etag).build())
                     }
                 })
                 .buffered(PART_CONCURRENCY)
@@ -318,7 +409,7 @@ impl S3ObjectClient {
                 .map_err(map_err)
         };
         match upload.await {
-            Ok(out) => Ok(written(key, size, out.e_tag())),
+            Ok(out) => written(key, size, out.e_tag()),
             Err(e) => {
                 let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
                 Err(e)
@@ -327,14 +418,11 @@ impl S3ObjectClient {
     }
 }
 
-/// What a successful upload made: the server's ETag, our size, now as LastModified.
-fn written(key: &str, size: u64, etag: Option<&str>) -> ObjectInfo {
-    ObjectInfo {
-        key: key.to_string(),
-        size,
-        etag: etag.unwrap_or_default().to_string(),
-        last_modified: SystemTime::now(),
-    }
+/// What a successful upload made: the server's ETag, our size, now as LastModified. S3 always
+/// answers a stored object with its ETag; an answer without one did not store anything we know of.
+fn written(key: &str, size: u64, etag: Option<&str>) -> Result<ObjectInfo, ObjectError> {
+    let etag = etag.ok_or_else(|| not_s3(key, "the upload", "without an ETag"))?;
+    Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now() })
 }
 
 /// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
@@ -352,4 +440,18 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges_parse_or_are_refused() {
+        assert_eq!(parse_content_range("bytes 0-99/200"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5)));
+        assert_eq!(parse_content_range("bytes */200"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes 9-x/2"), None);
+    }
 }

@@ -97,6 +97,9 @@ impl Idp {
         if let Some(nonce) = &grant.nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
+        if self.cfg.id_token_padding > 0 {
+            claims.insert("devstack_padding".into(), json!("p".repeat(self.cfg.id_token_padding)));
+        }
         sign_jwt(key, &v2_header(key), &Value::Object(claims))
     }
 

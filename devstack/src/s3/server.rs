@@ -75,6 +75,17 @@ impl Front {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
+        if self.faults.html_replies.load(Ordering::SeqCst) {
+            self.record(&method, path, query, String::new(), String::new(), 200);
+            let page = "<!DOCTYPE html>\n<html><head><title>Sign in to continue</title></head><body><h1>Network login \
+                        required</h1><p>Please sign in to the guest network.</p></body></html>\n";
+            return Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/html; charset=utf-8")
+                .body(boxed(Body::from(page.to_string())))
+                .expect("static response parts"));
+        }
+        let truncate = self.faults.truncated_replies.load(Ordering::SeqCst);
         let sts = is_sts(&req);
         let injected = if sts && self.faults.sts_down.load(Ordering::SeqCst) {
             Some(("AssumeRoleWithWebIdentity", "ServiceUnavailable", "STS is unavailable (devstack fault)."))
@@ -97,6 +108,9 @@ impl Front {
             return Ok(resp);
         }
         let resp = self.serve(req).await;
+        if truncate && !sts && resp.status().is_success() {
+            return Ok(truncated(resp).await);
+        }
         if method == Method::GET && resp.status().is_success() && Faults::roll(&self.faults.drop_permille) {
             return Ok(cut_halfway(resp));
         }
@@ -181,6 +195,19 @@ fn cut_halfway(resp: Response<Body>) -> Response<FrontBody> {
         Ok(Frame::data(chunk.slice(..take)))
     });
     Response::from_parts(parts, StreamBody::new(frames).boxed())
+}
+
+/// The first half of the body, sent as if it were all of it (Content-Length of the half; other
+/// headers, Content-Range among them, unchanged).
+async fn truncated(resp: Response<Body>) -> Response<FrontBody> {
+    let (mut parts, body) = resp.into_parts();
+    let whole = match http_body_util::BodyExt::collect(body).await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => return Response::from_parts(parts, boxed(Body::from(format!("devstack: {e}")))),
+    };
+    let half = whole.slice(..whole.len() / 2);
+    parts.headers.insert("content-length", half.len().into());
+    Response::from_parts(parts, boxed(Body::from(half)))
 }
 
 /// MinIO serves STS on `POST /` with a form body (or `Action=` in the query).
