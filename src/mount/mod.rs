@@ -250,6 +250,12 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut profile = req.profile.clone();
+    if req.options.op_timeout.is_some() {
+        profile.op_timeout = req.options.op_timeout;
+    }
+    if req.options.insecure_tls {
+        profile.insecure_tls = true;
+    }
     if req.options.duration_seconds.is_some() {
         profile.duration_seconds = req.options.duration_seconds;
     }
@@ -259,12 +265,6 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     let multiuser = req.options.multiuser;
     // The filesystems that may hold data being written: one, or one per identity.
     let resolver: Arc<dyn FsResolver> = if multiuser {
-    if req.options.op_timeout.is_some() {
-        profile.op_timeout = req.options.op_timeout;
-    }
-    if req.options.insecure_tls {
-        profile.insecure_tls = true;
-    }
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             return Err("a multiuser mount reads every user's token store: mount it as root (e.g. from fstab)".into());
