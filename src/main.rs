@@ -358,10 +358,13 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Status { json } => {
-            let status = match store.load(&profile.name).map_err(|e| e.to_string())? {
+            let mut status = match store.load(&profile.name).map_err(|e| e.to_string())? {
                 Some(t) => Status::of(&profile.name, &t, login::now_unix()),
                 None => Status::not_logged_in(&profile.name),
             };
+            if status.logged_in {
+                status.login_required = store.login_required(&profile.name).map(|m| m.reason);
+            }
             if json {
                 let text = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
                 println!("{text}");

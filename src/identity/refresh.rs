@@ -90,7 +90,17 @@ impl StoreTokenSource {
         if (replaced || !force) && self.fresh_enough(&now) {
             return Ok(now);
         }
-        let refreshed = self.refresh_stored(current).await?;
+        let refreshed = match self.refresh_stored(current).await {
+            Ok(t) => t,
+            Err(TokenError::LoginRequired { profile, reason }) => {
+                // For `ssofs status`: the mount that finds this out is not where the user looks.
+                if let Err(e) = self.store.mark_login_required(&profile, &reason) {
+                    tracing::debug!(error = %e, "cannot record that a new sign-in is needed");
+                }
+                return Err(TokenError::LoginRequired { profile, reason });
+            }
+            Err(e) => return Err(e),
+        };
         self.store.save(&self.profile.name, &refreshed).map_err(|e| TokenError::Other(e.to_string()))?;
         drop(lock);
         tracing::info!(profile = %self.profile.name, "tokens refreshed");

@@ -52,6 +52,10 @@ pub struct Status {
     pub refresh_token_present: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// Why a new sign-in is needed: the identity provider refused the stored one (revoked, expired
+    /// after 90 days of disuse, password changed, policy). Mounts wait for `ssofs login`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_required: Option<String>,
 }
 
 impl Status {
@@ -69,6 +73,7 @@ impl Status {
             expired: None,
             refresh_token_present: false,
             issuer: None,
+            login_required: None,
         }
     }
 
@@ -92,6 +97,7 @@ impl Status {
             expired: Some(now >= tokens.id_token_expires_at),
             refresh_token_present: tokens.refresh_token.is_some(),
             issuer: text("iss").or_else(|| Some(tokens.issuer.clone())),
+            login_required: None,
         }
     }
 
@@ -120,6 +126,12 @@ impl Status {
             self.profile,
             self.upn.clone().unwrap_or_else(|| "unknown user".into())
         );
+        if let Some(reason) = &self.login_required {
+            s.push_str(&format!(
+                "  NEW SIGN-IN NEEDED: {reason}\n  Run `ssofs login --profile {}`; running mounts recover by themselves.\n",
+                self.profile
+            ));
+        }
         if let Some(name) = &self.name {
             s.push_str(&format!("  name:          {name}\n"));
         }
@@ -180,6 +192,17 @@ mod tests {
         let o = Status::of("p", &tokens(serde_json::json!({"_claim_names": {"groups": "src1"}})), 0);
         assert_eq!(serde_json::to_value(&o).unwrap()["groups"], "overage");
         assert!(o.text().contains("overage"));
+    }
+
+    #[test]
+    fn says_when_a_new_sign_in_is_needed() {
+        let mut s = Status::of("p", &tokens(serde_json::json!({"preferred_username": "a@b"})), 0);
+        assert!(!s.text().contains("NEW SIGN-IN"));
+        assert!(serde_json::to_value(&s).unwrap().get("login_required").is_none());
+        s.login_required = Some("refresh token revoked".into());
+        assert!(s.text().contains("NEW SIGN-IN NEEDED: refresh token revoked"), "{}", s.text());
+        assert!(s.text().contains("ssofs login --profile p"));
+        assert_eq!(serde_json::to_value(&s).unwrap()["login_required"], "refresh token revoked");
     }
 
     #[test]

@@ -39,6 +39,14 @@ impl std::fmt::Debug for StoredTokens {
     }
 }
 
+/// The identity provider refused the stored sign-in (`<profile>.login-required` in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequired {
+    pub reason: String,
+    /// Unix seconds when it was found.
+    pub since: i64,
+}
+
 #[derive(Clone)]
 pub struct TokenStore {
     dir: PathBuf,
@@ -130,7 +138,38 @@ impl TokenStore {
         self.give_to_owner(&f).map_err(io)?;
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        // New tokens (a login, or a refresh another process made): no new sign-in is needed now.
+        let _ = std::fs::remove_file(self.marker_path(profile));
+        Ok(())
+    }
+
+    fn marker_path(&self, profile: &str) -> PathBuf {
+        self.dir.join(format!("{}.login-required", sanitize(profile)))
+    }
+
+    /// Records that the identity provider refused the stored sign-in, with the reason, so that
+    /// `ssofs status` can say so (the mount that found out runs elsewhere). Cleared by `save`.
+    pub fn mark_login_required(&self, profile: &str, reason: &str) -> Result<(), IdentityError> {
+        let path = self.marker_path(profile);
+        let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
+        let marker = LoginRequired { reason: reason.to_string(), since: crate::identity::login::now_unix() };
+        let json = serde_json::to_vec(&marker).map_err(|e| IdentityError::Store(e.to_string()))?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
+        self.give_to_owner(&f).map_err(io)?;
+        f.write_all(&json).map_err(io)
+    }
+
+    /// Why a new sign-in is needed, when a mount or command found the stored one refused.
+    pub fn login_required(&self, profile: &str) -> Option<LoginRequired> {
+        let bytes = std::fs::read(self.marker_path(profile)).ok()?;
+        Some(
+            serde_json::from_slice(&bytes).unwrap_or(LoginRequired {
+                reason: "the identity provider refused the stored sign-in".into(),
+                since: 0,
+            }),
+        )
     }
 
     pub fn load(&self, profile: &str) -> Result<Option<StoredTokens>, IdentityError> {
@@ -209,6 +248,14 @@ mod tests {
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(store.load("dev/stack").unwrap().unwrap().refresh_token.as_deref(), Some("secret-refresh"));
         assert!(!format!("{t:?}").contains("secret"));
+        // A refused sign-in is recorded privately until new tokens are saved.
+        assert_eq!(store.login_required("dev/stack"), None);
+        store.mark_login_required("dev/stack", "revoked").unwrap();
+        let marker = dir.join("dev_stack.login-required");
+        assert_eq!(std::fs::metadata(&marker).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(store.login_required("dev/stack").map(|m| m.reason).as_deref(), Some("revoked"));
+        store.save("dev/stack", &t).unwrap();
+        assert_eq!(store.login_required("dev/stack"), None);
         assert!(store.remove("dev/stack").unwrap());
         assert!(store.load("dev/stack").unwrap().is_none());
     }
