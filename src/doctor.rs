@@ -149,6 +149,14 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
             profile.endpoint.as_deref().unwrap_or("(none)")
         ),
     );
+    if profile.insecure_tls {
+        w.add(
+            "config",
+            Outcome::Warn,
+            "insecure_tls is set: TLS certificates of the identity provider, STS and S3 are NOT checked",
+            Some("remove insecure_tls from the profile; for a private CA set ca_file to its PEM file instead".into()),
+        );
+    }
 
     // Discovery.
     let provider = match login::discover(&profile).await {

@@ -73,5 +73,26 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
     mount::unmount(&mountpoint).unwrap();
     assert!(text.unwrap().starts_with("Raw event exports"));
     assert!(tokio::task::block_in_place(|| serving.join().unwrap()).is_ok());
+
+    // doctor walks the whole chain with insecure_tls from the profile, and warns about it.
+    let profile_text = std::fs::read_to_string(&stack.profile_file).unwrap();
+    let insecure: String = profile_text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("ca_file") { "insecure_tls = true" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(insecure.contains("insecure_tls = true") && !insecure.contains("ca_file"), "{insecure}");
+    let insecure_file = dir.join("insecure.toml");
+    std::fs::write(&insecure_file, insecure).unwrap();
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_ssofs"))
+        .args(["doctor", "--config"])
+        .arg(&insecure_file)
+        .env("SSOFS_STATE_DIR", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        .output()
+        .unwrap();
+    let out = format!("{}{}", String::from_utf8_lossy(&doctor.stdout), String::from_utf8_lossy(&doctor.stderr));
+    assert!(out.contains("NOT checked"), "{out}");
+    assert!(out.contains("analytics-raw"), "buckets listed over unverified TLS: {out}");
     stack.shutdown().await;
 }
