@@ -40,6 +40,35 @@ fn expand(s: &str, instance: &str, user: &UnixUser, runtime_dir: &Path) -> Resul
     Ok(out)
 }
 
+/// One datagram and the pid of its sender (SCM_CREDENTIALS), or None on timeout.
+fn recv_with_pid(sock: &UnixDatagram, buf: &mut [u8]) -> Option<(usize, i32)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut control = [0u64; 16];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg describes buffers we own.
+    let n = unsafe { libc::recvmsg(std::os::fd::AsRawFd::as_raw_fd(sock), &mut msg, 0) };
+    if n < 0 {
+        return None;
+    }
+    let mut pid = -1;
+    // SAFETY: walking the control messages the kernel wrote into our buffer.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                pid = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::ucred>()).pid;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Some((n as usize, pid))
+}
+
 fn directive(unit: &str, key: &str) -> String {
     unit.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key}=")).to_string()
 }
@@ -71,6 +100,19 @@ async fn user_unit_reports_ready_once_the_buckets_are_served_and_stops_cleanly_o
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // As systemd does: the kernel attaches each sender's pid (NotifyAccess=main checks it).
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on our own socket with a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
 
     let installed_bin = env!("CARGO_BIN_EXE_ssofs");
     let command_line = |key: &str| -> Vec<String> {
@@ -114,9 +156,10 @@ async fn user_unit_reports_ready_once_the_buckets_are_served_and_stops_cleanly_o
             if let Some(status) = service.try_wait().unwrap() {
                 panic!("ssofs exited before READY=1: {status}");
             }
-            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let Some((n, pid)) = recv_with_pid(&sock, &mut buf) else { continue };
             let msg = String::from_utf8_lossy(&buf[..n]).to_string();
             if msg.lines().any(|l| l == "READY=1") {
+                assert_eq!(pid, service.id() as i32, "NotifyAccess=main: READY=1 must come from the main process");
                 assert!(mountinfo_line(&mnt).is_some(), "READY=1 before the mount exists");
                 return started.elapsed();
             }
