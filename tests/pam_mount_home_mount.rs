@@ -135,6 +135,8 @@ async fn pam_mount_sample_mounts_the_users_buckets_at_login_and_unmounts_at_logo
         .spawn()
         .unwrap();
     let _logout_on_failure = Logout(logout.clone());
+    // pam_mount's login count for the user (removed by pam_mount when the session closes).
+    let _count = Replaced { path: PathBuf::from(format!("/run/pam_mount/{}", user.name)), before: None };
 
     // Login: ~/s3 is created and mounted as the user, with their identity.
     tokio::task::block_in_place(|| {
