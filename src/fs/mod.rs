@@ -6,6 +6,7 @@ pub mod cache;
 pub mod disk_cache;
 pub mod error;
 pub mod inode;
+pub(crate) mod listing;
 pub mod names;
 pub mod read;
 pub mod staging;
@@ -85,14 +86,14 @@ pub struct DirEntry {
 
 /// One entry of a directory listing, with the attributes the listing gave.
 #[derive(Clone)]
-struct Entry {
-    name: String,
-    kind: Kind,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
     size: u64,
     mtime: SystemTime,
     etag: Option<String>,
     /// Set when the key is not `prefix + name` (an object shadowed by a prefix of the same name).
-    key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 impl Entry {
@@ -286,38 +287,7 @@ impl Fs {
                 None => break,
             }
         }
-        let mut entries = Vec::with_capacity(files.len() + dirs.len());
-        let mut dir_names = std::collections::HashSet::new();
-        for p in &dirs {
-            let name = p[prefix.len()..].trim_end_matches('/');
-            if names::usable(name) && p[prefix.len()..].matches('/').count() == 1 {
-                dir_names.insert(name.to_string());
-                entries.push(Entry::dir(name));
-            } else {
-                tracing::debug!(bucket, prefix = %p, "prefix skipped: not a usable directory name");
-            }
-        }
-        for o in files {
-            let name = &o.key[prefix.len()..];
-            if name.is_empty() {
-                continue; // the directory marker itself
-            }
-            if !names::usable(name) {
-                tracing::debug!(bucket, key = %o.key, "object skipped: not a usable file name");
-                continue;
-            }
-            if dir_names.contains(name) {
-                let shown = format!("{name}{SHADOWED_OBJECT_SUFFIX}");
-                if names::usable(&shown) {
-                    entries.push(Entry { key: Some(o.key.clone()), ..Entry::file(&shown, &o) });
-                }
-            } else {
-                entries.push(Entry::file(name, &o));
-            }
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        entries.dedup_by(|a, b| a.name == b.name);
-        Ok(entries)
+        Ok(listing::entries(bucket, prefix, &files, &dirs))
     }
 
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
