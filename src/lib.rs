@@ -7,6 +7,8 @@ pub mod config;
 pub mod credentials;
 pub mod fs;
 pub mod fuse;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod mount;
 pub mod multiuser;

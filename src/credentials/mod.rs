@@ -11,7 +11,7 @@ pub mod errors;
 pub mod provider;
 pub mod reactive;
 mod refusal;
-mod reply;
+pub(crate) mod reply;
 pub mod sts;
 
 #[cfg(test)]
