@@ -27,6 +27,15 @@ async fn start_stack(tag: &str) -> ssofs_devstack::Running {
     ssofs_devstack::start(cfg).await.unwrap()
 }
 
+/// Stops the devstack and deletes its objects (these tests store 100 MB and more).
+async fn shut_down_and_remove(stack: ssofs_devstack::Running) {
+    let dir = stack.profile_file.parent().map(std::path::Path::to_path_buf);
+    stack.shutdown().await;
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().unwrap()
 }
@@ -167,7 +176,7 @@ async fn large_files_concurrent_readers_and_changes_behind_the_mounts_back() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(blocking(move || std::fs::read_to_string(summary).unwrap()), "rewritten elsewhere");
     m.unmount();
-    stack.shutdown().await;
+    shut_down_and_remove(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,7 +227,7 @@ async fn listing_ten_thousand_objects_costs_only_the_listing() {
     assert!(per_entry.is_empty(), "no request per entry: {per_entry:?}");
     assert!(others.len() <= 4, "only the lookups of the path itself: {others:?}");
     m.unmount();
-    stack.shutdown().await;
+    shut_down_and_remove(stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,6 +71,9 @@ fn ignored(name: &str) -> bool {
         || name.starts_with("user=")
 }
 
+/// Longest attr_ttl/dir_ttl, in seconds (about 31 years: "forever" for a mount).
+const MAX_TTL_SECS: f64 = 1e9;
+
 pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
     let mut o = MountOptions::default();
     for opt in groups.iter().flat_map(|g| g.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
@@ -114,11 +117,13 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             }
             "attr_ttl" | "dir_ttl" => {
                 let v = need(value, name)?;
+                // Bounded: from_secs_f64 panics past u64::MAX seconds, and `Instant::now() + ttl` in
+                // the filesystem past i64::MAX.
                 let secs: f64 = v
                     .parse()
                     .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| bad(v, "expected seconds, e.g. 1 or 0.5"))?;
+                    .filter(|s: &f64| (0.0..=MAX_TTL_SECS).contains(s))
+                    .ok_or_else(|| bad(v, "expected seconds up to 1000000000, e.g. 1 or 0.5"))?;
                 let d = Duration::from_secs_f64(secs);
                 if name == "attr_ttl" {
                     o.attr_ttl = Some(d);
@@ -215,6 +220,18 @@ mod tests {
 
     fn p(s: &str) -> Result<MountOptions, String> {
         parse(&[s.to_string()])
+    }
+
+    // Found by the mount_options fuzz target: a finite but huge TTL panicked in from_secs_f64 (and a
+    // smaller huge one would panic later, in `Instant::now() + attr_ttl`).
+    #[test]
+    fn huge_ttls_are_errors_not_panics() {
+        for v in ["1e20", "133333733333333333333373333333e-00", "1e19", "1000000001", "-1", "nan", "inf", "-0.5"] {
+            assert!(p(&format!("attr_ttl={v}")).is_err(), "attr_ttl={v}");
+            assert!(p(&format!("dir_ttl={v}")).is_err(), "dir_ttl={v}");
+        }
+        assert_eq!(p("dir_ttl=1e9").unwrap().dir_ttl, Some(Duration::from_secs(1_000_000_000)));
+        assert_eq!(p("attr_ttl=0").unwrap().attr_ttl, Some(Duration::ZERO));
     }
 
     #[test]
