@@ -244,7 +244,11 @@ fn check_issuer(claims: &Map<String, Value>, expect: &Expectations<'_>) -> Resul
 fn check_audience(claims: &Map<String, Value>, client_id: &str) -> Result<(), VerifyError> {
     let auds: Vec<&str> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        // Every entry must be a string (RFC 7519 4.1.3): a malformed list is not read as a shorter one.
+        Some(Value::Array(a)) => match a.iter().map(Value::as_str).collect::<Option<Vec<_>>>() {
+            Some(list) => list,
+            None => return Err(VerifyError::Malformed("the aud claim holds a value that is not a string".into())),
+        },
         _ => vec![],
     };
     // Exactly us: a token also meant for others is not ours to hand around.
@@ -323,6 +327,8 @@ mod tests {
         assert!(check_audience(&claims(serde_json::json!({"aud": ["app", "other"]})), "app").is_err());
         assert!(check_audience(&claims(serde_json::json!({"aud": "other"})), "app").is_err());
         assert!(check_audience(&claims(serde_json::json!({})), "app").is_err());
+        // Found by the claims fuzz target: non-string entries were skipped, not refused.
+        assert!(check_audience(&claims(serde_json::json!({"aud": ["app", 5]})), "app").is_err());
     }
 
     #[test]
