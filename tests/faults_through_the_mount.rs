@@ -189,12 +189,19 @@ async fn an_endpoint_answering_html_or_cut_replies_fails_clearly_and_loses_nothi
 
     // Well-framed replies cut in half: never shown as the whole object.
     m.fault(&[("html_replies", "0"), ("truncated_replies", "1")]).await;
+    let cut_started = Instant::now();
     let cut = tokio::task::block_in_place(|| std::fs::read(dir.join("other.bin")));
     let err = cut.expect_err("a reply holding half the bytes asked for is an error, not the file");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     let list = tokio::task::block_in_place(|| list_all(&m.mountpoint.join("analytics-raw/hostile-b")));
     let err = list.expect_err("truncated listing XML is an error, not a shorter listing");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    eprintln!(
+        "HTML pages: read and listing failed with EIO after {} ms in all; truncated replies: read and listing \
+         failed with EIO after {} ms in all (retried until op_timeout=8 s)",
+        took.as_millis(),
+        cut_started.elapsed().as_millis()
+    );
 
     // S3 answers properly again: the staged write goes up at close, reads are whole.
     m.fault(&[("reset", "1")]).await;
