@@ -6,6 +6,8 @@
 //! Needs root (mount(8) and /sbin). The helper is linked into /sbin for the test and removed after,
 //! unless a packaged one is installed there, which is then used as is.
 
+mod mount_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -64,8 +66,7 @@ fn mount_from(fstab: &Path, mountpoint: &Path, home: &Path) -> Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fstab_line_mounts_through_mount_t_and_unknown_options_are_named() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: mount(8) from fstab needs root");
+    if !mount_support::system::require(mount_support::system::is_root(), "mount(8) from fstab needs root") {
         return;
     }
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

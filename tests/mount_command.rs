@@ -16,17 +16,7 @@ struct Env {
 
 impl Env {
     fn ssofs(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ssofs"))
-            .args(args)
-            .env("SSOFS_CONFIG", &self.stack.profile_file)
-            .env("SSOFS_STATE_DIR", self.dir.join("state"))
-            .env("XDG_CONFIG_HOME", self.dir.join("no-config"))
-            .env("XDG_CACHE_HOME", self.dir.join("cache"))
-            .env_remove("BROWSER")
-            .env_remove("DISPLAY")
-            .env_remove("WAYLAND_DISPLAY")
-            .output()
-            .unwrap()
+        mount_support::ssofs_cli(&self.stack, &self.dir, args)
     }
 }
 

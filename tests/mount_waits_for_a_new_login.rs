@@ -5,24 +5,11 @@
 
 mod mount_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mount_support::{control_client, is_mounted, unique_dir};
-
-fn ssofs(stack: &ssofs_devstack::Running, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssofs"))
-        .args(args)
-        .env("SSOFS_CONFIG", &stack.profile_file)
-        .env("SSOFS_STATE_DIR", dir.join("state"))
-        .env("XDG_CONFIG_HOME", dir.join("no-config"))
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env_remove("BROWSER")
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap()
-}
+use mount_support::{control_client, is_mounted, ssofs_cli, unique_dir};
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
@@ -53,7 +40,7 @@ async fn a_revoked_sign_in_is_reported_and_the_mount_recovers_after_login() {
     cfg.sts_min_duration = Duration::from_secs(30);
     cfg.id_token_lifetime = Duration::from_secs(60);
     let stack = ssofs_devstack::start(cfg).await.unwrap();
-    let run = |args: &[&str]| tokio::task::block_in_place(|| ssofs(&stack, &dir, args));
+    let run = |args: &[&str]| tokio::task::block_in_place(|| ssofs_cli(&stack, &dir, args));
 
     let login = run(&["login", "--device-code", "--no-qr"]);
     assert!(login.status.success(), "{}", text(&login));

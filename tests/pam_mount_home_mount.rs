@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mount_support::system::{
-    DevFuseForUsers, PrivateHelper, TestDir, UnixUser, UnmountOnDrop, devstack, is_root, mountinfo_line, tag, text,
+    DevFuseForUsers, PrivateHelper, TestDir, UnixUser, UnmountOnDrop, devstack, is_root, mountinfo_line, require, tag,
+    text,
 };
 
 const PAM_MOUNT_CONF: &str = "/etc/security/pam_mount.conf.xml";
@@ -65,16 +66,14 @@ fn merged_config(sample: &str, distro: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pam_mount_sample_mounts_the_users_buckets_at_login_and_unmounts_at_logout() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !require(is_root(), "needs root") {
         return;
     }
     let pam_mount_so =
         ["/lib/x86_64-linux-gnu/security/pam_mount.so", "/usr/lib/x86_64-linux-gnu/security/pam_mount.so"];
-    if Command::new("pamtester").arg("--version").output().is_err()
-        || !pam_mount_so.iter().any(|p| Path::new(p).exists())
-    {
-        eprintln!("skipped: pamtester or libpam-mount is not installed (scripts/install-deps)");
+    let installed = Command::new("pamtester").arg("--version").output().is_ok()
+        && pam_mount_so.iter().any(|p| Path::new(p).exists());
+    if !require(installed, "pamtester and libpam-mount must be installed") {
         return;
     }
     let _dev_fuse = DevFuseForUsers::hold();

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use mount_support::system::{
     DevFuseForUsers, FstabLines, PrivateHelper, TestDir, UnixUser, UnmountOnDrop, devstack, is_root, mounted,
-    mountinfo_line, tag, text, wait_for,
+    mountinfo_line, require, tag, text, wait_for,
 };
 
 fn listing(u: &UnixUser, mnt: &Path) -> Vec<String> {
@@ -56,8 +56,7 @@ fn mount_helper_drops_user_name_options_and_restores_path_and_home() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ordinary_users_mount_and_unmount_their_buckets_from_user_and_users_fstab_lines() {
-    if !is_root() {
-        eprintln!("skipped: needs root (useradd, /etc/fstab)");
+    if !require(is_root(), "needs root (useradd, /etc/fstab)") {
         return;
     }
     let _dev_fuse = DevFuseForUsers::hold();

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mount_support::system::{
-    DevFuseForUsers, TestDir, UnixUser, UnmountOnDrop, devstack, is_root, mountinfo_line, tag, text,
+    DevFuseForUsers, TestDir, UnixUser, UnmountOnDrop, devstack, is_root, mountinfo_line, require, tag, text,
 };
 
 /// systemd's specifier expansion for a user unit instance (systemd.unit(5) "Specifiers").
@@ -75,8 +75,7 @@ fn directive(unit: &str, key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn user_unit_reports_ready_once_the_buckets_are_served_and_stops_cleanly_on_sigterm() {
-    if !is_root() {
-        eprintln!("skipped: needs root (a test user)");
+    if !require(is_root(), "needs root (a test user)") {
         return;
     }
     let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/ssofs@.service"))

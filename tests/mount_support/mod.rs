@@ -38,6 +38,22 @@ impl Mounted {
     }
 }
 
+/// Runs the ssofs binary as a user at a terminal would, with the devstack's profile, tokens under
+/// `dir/state`, no other config, no browser.
+pub fn ssofs_cli(stack: &ssofs_devstack::Running, dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ssofs"))
+        .args(args)
+        .env("SSOFS_CONFIG", &stack.profile_file)
+        .env("SSOFS_STATE_DIR", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env_remove("BROWSER")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap()
+}
+
 pub fn unique_dir(tag: &str) -> PathBuf {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     std::env::temp_dir().join(format!("ssofs-{tag}-{}-{n}", std::process::id()))
