@@ -139,13 +139,16 @@ fn name_str(name: &OsStr) -> Result<String, Errno> {
     name.to_str().map(str::to_string).ok_or(Errno::EINVAL)
 }
 
+/// The most one FUSE read or write carries (the kernel's limit is 256 pages).
+pub const MAX_REQUEST: u32 = 1 << 20;
+
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Listings carry attributes: readdirplus lets `ls -l` skip a lookup per entry.
         let _ =
             config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO);
-        let _ = config.set_max_readahead(1 << 20);
-        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(MAX_REQUEST);
+        let _ = config.set_max_write(MAX_REQUEST);
         Ok(())
     }
 

