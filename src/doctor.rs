@@ -129,6 +129,7 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
             return None;
         }
     };
+    req.options.apply_to(&mut profile);
     if req.duration_seconds.is_some() {
         profile.duration_seconds = req.duration_seconds;
     }

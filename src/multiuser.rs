@@ -70,7 +70,7 @@ impl MultiUser {
         let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
         let client = Arc::new(Retrying::new(
             crate::mount::s3_client(provider, &self.endpoint, &self.profile)?,
-            crate::mount::op_deadline(&self.profile),
+            crate::object::retry::deadline(&self.profile),
         ));
         let mut config = self.template.clone();
         config.uid = uid;

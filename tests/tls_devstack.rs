@@ -74,25 +74,34 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
     assert!(text.unwrap().starts_with("Raw event exports"));
     assert!(tokio::task::block_in_place(|| serving.join().unwrap()).is_ok());
 
-    // doctor walks the whole chain with insecure_tls from the profile, and warns about it.
+    // doctor walks the whole chain with insecure_tls, from the profile or from -o as a mount would
+    // get it, and warns about it.
     let profile_text = std::fs::read_to_string(&stack.profile_file).unwrap();
-    let insecure: String = profile_text
-        .lines()
-        .map(|l| if l.trim_start().starts_with("ca_file") { "insecure_tls = true" } else { l })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(insecure.contains("insecure_tls = true") && !insecure.contains("ca_file"), "{insecure}");
-    let insecure_file = dir.join("insecure.toml");
-    std::fs::write(&insecure_file, insecure).unwrap();
-    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_ssofs"))
-        .args(["doctor", "--config"])
-        .arg(&insecure_file)
-        .env("SSOFS_STATE_DIR", dir.join("state"))
-        .env("XDG_CONFIG_HOME", dir.join("no-config"))
-        .output()
-        .unwrap();
-    let out = format!("{}{}", String::from_utf8_lossy(&doctor.stdout), String::from_utf8_lossy(&doctor.stderr));
-    assert!(out.contains("NOT checked"), "{out}");
-    assert!(out.contains("analytics-raw"), "buckets listed over unverified TLS: {out}");
+    // The devstack's profile with its ca_file line replaced (or dropped).
+    let without_ca = |replacement: Option<&'static str>| {
+        let lines = profile_text
+            .lines()
+            .filter_map(|l| if l.trim_start().starts_with("ca_file") { replacement } else { Some(l) });
+        lines.collect::<Vec<_>>().join("\n")
+    };
+    for (name, text, extra) in [
+        ("insecure.toml", without_ca(Some("insecure_tls = true")), None),
+        ("no-ca.toml", without_ca(None), Some("insecure_tls")),
+    ] {
+        assert!(!text.contains("ca_file"), "{text}");
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let mut doctor = std::process::Command::new(env!("CARGO_BIN_EXE_ssofs"));
+        doctor.args(["doctor", "--config"]).arg(&file);
+        if let Some(option) = extra {
+            doctor.args(["-o", option]);
+        }
+        let doctor =
+            doctor.env("SSOFS_STATE_DIR", dir.join("state")).env("XDG_CONFIG_HOME", dir.join("no-config")).output();
+        let doctor = doctor.unwrap();
+        let out = format!("{}{}", String::from_utf8_lossy(&doctor.stdout), String::from_utf8_lossy(&doctor.stderr));
+        assert!(out.contains("NOT checked"), "{name} {extra:?}: {out}");
+        assert!(out.contains("analytics-raw"), "{name} {extra:?}: buckets listed over unverified TLS: {out}");
+    }
     stack.shutdown().await;
 }

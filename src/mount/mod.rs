@@ -18,7 +18,7 @@ use crate::fuse::{FsResolver, FuseAdapter, SingleUser};
 use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
 use crate::multiuser::MultiUser;
 use crate::object::ObjectClient;
-use crate::object::retry::{DEFAULT_DEADLINE, Retrying};
+use crate::object::retry::{self, Retrying};
 use crate::object::s3::{S3ObjectClient, Transport};
 pub use options::MountOptions;
 
@@ -273,15 +273,7 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut profile = req.profile.clone();
-    if req.options.op_timeout.is_some() {
-        profile.op_timeout = req.options.op_timeout;
-    }
-    if req.options.insecure_tls {
-        profile.insecure_tls = true;
-    }
-    if req.options.duration_seconds.is_some() {
-        profile.duration_seconds = req.options.duration_seconds;
-    }
+    req.options.apply_to(&mut profile);
     let endpoint = profile.endpoint.clone().ok_or_else(|| {
         format!("profile {} has no endpoint; add `endpoint = \"https://...\"` or pass ENDPOINT", profile.name)
     })?;
@@ -399,7 +391,7 @@ pub fn single_user_client(
     let tokens = Arc::new(StoreTokenSource::new(profile.clone(), store, DEFAULT_MARGIN));
     let provider = CredentialProvider::for_profile(profile, tokens).map_err(|e| e.to_string())?;
     rt.block_on(provider.credentials()).map_err(|e| format!("cannot get S3 credentials: {e}"))?;
-    let client = Arc::new(Retrying::new(s3_client(provider, endpoint, profile)?, op_deadline(profile)));
+    let client = Arc::new(Retrying::new(s3_client(provider, endpoint, profile)?, retry::deadline(profile)));
     rt.block_on(async {
         match client.list_buckets().await {
             Ok(_) | Err(crate::object::ObjectError::AccessDenied) => Ok(()),
@@ -412,11 +404,6 @@ pub fn single_user_client(
 /// The S3 client for a profile: system roots, plus the profile's `ca_file` when it names one.
 pub fn s3_client(provider: CredentialProvider, endpoint: &str, profile: &Profile) -> Result<S3ObjectClient, String> {
     S3ObjectClient::connect(provider, endpoint, &Transport::for_profile(profile))
-}
-
-/// How long one filesystem operation's S3 work may take, retries included.
-pub fn op_deadline(profile: &Profile) -> Duration {
-    profile.op_timeout.unwrap_or(DEFAULT_DEADLINE)
 }
 
 /// Tells whoever waits (the parent's pipe, systemd) that the mount is usable.

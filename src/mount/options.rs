@@ -40,6 +40,22 @@ pub struct MountOptions {
     pub insecure_tls: bool,
 }
 
+impl MountOptions {
+    /// The options that override the profile's own keys (`duration_seconds`, `op_timeout`,
+    /// `insecure_tls`): for a mount, and for doctor checking what that mount would do.
+    pub fn apply_to(&self, profile: &mut crate::config::Profile) {
+        if self.duration_seconds.is_some() {
+            profile.duration_seconds = self.duration_seconds;
+        }
+        if self.op_timeout.is_some() {
+            profile.op_timeout = self.op_timeout;
+        }
+        if self.insecure_tls {
+            profile.insecure_tls = true;
+        }
+    }
+}
+
 /// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
 fn ignored(name: &str) -> bool {
     matches!(
@@ -232,6 +248,34 @@ mod tests {
         }
         assert_eq!(p("dir_ttl=1e9").unwrap().dir_ttl, Some(Duration::from_secs(1_000_000_000)));
         assert_eq!(p("attr_ttl=0").unwrap().attr_ttl, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn options_override_the_profile_keys_they_name() {
+        let mut profile = crate::config::Profile {
+            name: "p".into(),
+            issuer: "https://i".into(),
+            client_id: "c".into(),
+            scopes: vec![],
+            endpoint: None,
+            role_arn: None,
+            duration_seconds: Some(3600),
+            token: crate::config::StsToken::IdToken,
+            ca_file: None,
+            accept_v1_issuer: false,
+            insecure_tls: false,
+            op_timeout: Some(Duration::from_secs(60)),
+        };
+        p("").unwrap().apply_to(&mut profile);
+        assert_eq!(
+            (profile.duration_seconds, profile.op_timeout, profile.insecure_tls),
+            (Some(3600), Some(Duration::from_secs(60)), false)
+        );
+        p("duration_seconds=900,op_timeout=5,insecure_tls").unwrap().apply_to(&mut profile);
+        assert_eq!(
+            (profile.duration_seconds, profile.op_timeout, profile.insecure_tls),
+            (Some(900), Some(Duration::from_secs(5)), true)
+        );
     }
 
     #[test]

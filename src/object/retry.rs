@@ -14,6 +14,11 @@ use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long one operation's S3 work may take for this profile, retries included.
+pub fn deadline(profile: &crate::config::Profile) -> Duration {
+    profile.op_timeout.unwrap_or(DEFAULT_DEADLINE)
+}
+
 pub struct Retrying<C> {
     inner: C,
     deadline: Duration,

@@ -47,7 +47,7 @@ impl Transport {
         Transport {
             ca_file: profile.ca_file.clone(),
             insecure_tls: profile.insecure_tls,
-            op_timeout: profile.op_timeout.unwrap_or(super::retry::DEFAULT_DEADLINE),
+            op_timeout: super::retry::deadline(profile),
         }
     }
 }
