@@ -4,10 +4,9 @@
 
 mod mount_support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use mount_support::unique_dir;
+use mount_support::{ssofs_cli, unique_dir};
 use ssofs::identity::TokenStore;
 use ssofs::mount::MountOptions;
 
@@ -26,27 +25,15 @@ async fn a_16_kb_id_token_signs_in_and_mounts() {
     let text = tokio::task::block_in_place(|| std::fs::read_to_string(m.path("analytics-raw/README.txt")));
     assert!(text.unwrap().starts_with("Raw event exports"), "STS took the 16 KB token");
 
-    let status = Command::new(env!("CARGO_BIN_EXE_ssofs"))
-        .args(["status", "--config"])
-        .arg(&stack.profile_file)
-        .env("SSOFS_STATE_DIR", dir.join("state"))
-        .output()
-        .unwrap();
+    let status = ssofs_cli(&stack, &dir, &["status"]);
     let out = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{out}{}", String::from_utf8_lossy(&status.stderr));
     assert!(out.contains("alice"), "{out}");
     m.unmount();
 
     // The token file replaced with 16 KB of garbage: named, with the fix, not a crash.
-    let state = dir.join("state");
-    let file = state.join("devstack.tokens.json");
-    std::fs::write(&file, "x".repeat(16 * 1024)).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_ssofs"))
-        .args(["status", "--config"])
-        .arg(&stack.profile_file)
-        .env("SSOFS_STATE_DIR", &state)
-        .output()
-        .unwrap();
+    std::fs::write(dir.join("state/devstack.tokens.json"), "x".repeat(16 * 1024)).unwrap();
+    let status = ssofs_cli(&stack, &dir, &["status"]);
     let all = format!("{}{}", String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
     assert!(!all.contains("panicked"), "{all}");
     assert!(all.contains("ssofs login"), "says what to do: {all}");
