@@ -214,6 +214,21 @@ fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
     }
 }
 
+/// An endpoint URL must not carry a user name or password (`https://user:pass@host`): ssofs takes
+/// no static keys, and a secret there would reach logs and `ssofs doctor`. The message shows the URL
+/// without them.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = endpoint.split_once("://") else { return Ok(()) };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        return Err(format!(
+            "endpoint {scheme}://{host}/... has a user name or password in it; remove them (`{scheme}://{host}`): ssofs \
+             takes no static keys, your S3 credentials come from your sign-in"
+        ));
+    }
+    Ok(())
+}
+
 fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { profile: name.clone(), message };
     let issuer = match (p.issuer, p.tenant) {
@@ -239,6 +254,9 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     if !scopes.iter().any(|s| s == "openid") {
         return Err(invalid("`scopes` must include \"openid\"".into()));
     }
+    if let Some(endpoint) = &p.endpoint {
+        check_endpoint(endpoint).map_err(invalid)?;
+    }
     let op_timeout = match p.op_timeout {
         None => None,
         Some(s) if s.is_finite() && (1.0..=3600.0).contains(&s) => Some(Duration::from_secs_f64(s)),
@@ -263,6 +281,14 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_with_credentials_is_refused_without_repeating_them() {
+        let err = check_endpoint("http://minio:s3cr3t@127.0.0.1:9000/x").unwrap_err();
+        assert!(err.contains("http://127.0.0.1:9000") && !err.contains("s3cr3t") && !err.contains("minio:"), "{err}");
+        assert!(check_endpoint("https://s3.example.com:9000").is_ok());
+        assert!(check_endpoint("https://s3.example.com/path@x").is_ok(), "an @ in the path is not userinfo");
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

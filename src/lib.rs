@@ -14,3 +14,4 @@ pub mod mount;
 pub mod multiuser;
 pub mod object;
 pub mod recover;
+pub mod untrusted;

@@ -46,10 +46,7 @@ pub fn stderr_is_journal() -> bool {
 pub fn init(level: Option<&str>, file: Option<&Path>) -> Result<Sink, String> {
     let filter = filter(level);
     if let Some(path) = file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let f = ssofs::untrusted::open_log(path)
             .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
         tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
         return Ok(Sink::File(path.to_path_buf()));

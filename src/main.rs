@@ -125,7 +125,9 @@ enum Command {
     /// TLS certificate checks of the IdP, STS and S3 — for a test endpoint only, warned about at every
     /// start; prefer ca_file in the profile); config=FILE, state_dir=DIR, log_level=LEVEL,
     /// log_file=FILE (for fstab); multiuser (root only: one mount serves every Unix user with their
-    /// own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts"). mount(8)
+    /// own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts");
+    /// staging_quota=SIZE (bytes of written data staged per user, beyond which writes fail with
+    /// ENOSPC; default 1G per user with multiuser, unbounded otherwise). mount(8)
     /// options such as _netdev, nofail, noauto, user, users, defaults, x-* and comment=* are accepted
     /// and ignored. An unknown option is an error.
     Mount(MountArgs),
@@ -134,7 +136,10 @@ enum Command {
     /// A file written through a mount is staged locally until it is uploaded at close/fsync. If ssofs
     /// is killed first (SIGKILL, power loss), the staged file stays; the next mount warns about it.
     /// `recover` uploads each to its bucket and key with your credentials; `--export DIR` copies them
-    /// to DIR/<bucket>/<key> instead. Files of running mounts are left alone.
+    /// to DIR/<bucket>/<key> instead. Files of running mounts are left alone. Uploads the bucket
+    /// policy refused are kept in <staging>/refused for 7 days: `--export` copies them out too,
+    /// `--discard` deletes everything. Only a staging directory you own and nobody else can open is
+    /// used.
     Recover {
         /// Copy the files to this folder instead of uploading them.
         #[arg(long, value_name = "DIR")]
@@ -142,6 +147,12 @@ enum Command {
         /// The cache_dir the mount used (-o cache_dir=), if any.
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// The files of this user of a multi-user mount (`<staging>/uid-N`; run as root).
+        #[arg(long, value_name = "UID")]
+        uid: Option<u32>,
+        /// Delete the leftovers and the refused uploads instead of recovering them.
+        #[arg(long, conflicts_with = "export")]
+        discard: bool,
     },
     /// Unmount a ssofs mount (same as `fusermount3 -u`).
     Unmount {
@@ -327,6 +338,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Login(args) => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
             let use_browser = args.browser || (!args.device_code && browser::available());
+            // Who was signed in before, to say so when this sign-in is someone else.
+            let previous = store.load(&profile.name).ok().flatten().and_then(|t| t.username);
             let tokens = rt
                 .block_on(async {
                     let provider = login::discover(&profile).await?;
@@ -355,6 +368,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 tokens.username.as_deref().unwrap_or("unknown user"),
                 profile.name
             );
+            let account = tokens.username.as_deref().unwrap_or("an unknown account");
+            for warning in login::account_warnings(account, args.login_hint.as_deref(), previous.as_deref()) {
+                eprintln!("ssofs: WARNING: {warning}");
+            }
             Ok(())
         }
         Command::Status { json } => {
@@ -391,6 +408,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut targets = args.targets;
             let mountpoint = PathBuf::from(targets.pop().unwrap_or_default());
             if let Some(endpoint) = targets.pop() {
+                ssofs::config::check_endpoint(&endpoint)?;
                 profile.endpoint = Some(endpoint);
             }
             ssofs::mount::run(ssofs::mount::MountRequest {
@@ -401,33 +419,51 @@ fn run(cli: Cli) -> Result<(), String> {
                 token_dir: store_dir,
             })
         }
-        Command::Recover { export, cache_dir } => {
+        Command::Recover { export, cache_dir, uid, discard } => {
             let options = ssofs::mount::MountOptions { cache_dir, ..Default::default() };
-            let staging = ssofs::mount::staging_dir(&options);
-            if let Some(dir) = export {
-                let written = ssofs::recover::export(&staging, &dir)?;
-                println!("exported {} file(s) to {}", written.len(), dir.display());
+            let mut staging = ssofs::mount::staging_dir(&options);
+            if let Some(uid) = uid {
+                staging = staging.join(format!("uid-{uid}"));
+            }
+            if discard {
+                let n = ssofs::recover::discard(&staging)?;
+                println!("discarded {n} file(s) from {}", staging.display());
                 return Ok(());
             }
-            if ssofs::recover::report(&staging).is_none() {
-                println!("nothing to recover in {}", staging.display());
-                return Ok(());
+            let outcome = if let Some(dir) = export {
+                let outcome = ssofs::recover::export(&staging, &dir)?;
+                println!("exported {} file(s) to {}", outcome.done.len(), dir.display());
+                outcome
+            } else {
+                if ssofs::recover::report(&staging).is_none() {
+                    println!("nothing to recover in {}", staging.display());
+                    let refused = ssofs::recover::refused_count(&staging);
+                    if refused > 0 {
+                        println!(
+                            "{refused} upload(s) the bucket policy refused are kept in {}/refused: `--export DIR` copies \
+                             them out, `--discard` deletes them",
+                            staging.display()
+                        );
+                    }
+                    return Ok(());
+                }
+                let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+                let endpoint =
+                    profile.endpoint.clone().ok_or_else(|| format!("profile {} has no endpoint", profile.name))?;
+                let client = ssofs::mount::single_user_client(&rt, &profile, &endpoint, &store_dir)?;
+                let outcome = rt.block_on(ssofs::recover::upload(&staging, client.as_ref()))?;
+                for d in &outcome.done {
+                    println!("uploaded {d}");
+                }
+                outcome
+            };
+            for f in &outcome.failed {
+                eprintln!("ssofs: not recovered: {f}");
             }
-            let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            let endpoint =
-                profile.endpoint.clone().ok_or_else(|| format!("profile {} has no endpoint", profile.name))?;
-            let client = ssofs::mount::single_user_client(&rt, &profile, &endpoint, &store_dir)?;
-            let (done, failed) = rt.block_on(ssofs::recover::upload(&staging, client.as_ref()));
-            for d in &done {
-                println!("uploaded {d}");
-            }
-            for f in &failed {
-                eprintln!("ssofs: not uploaded: {f}");
-            }
-            if failed.is_empty() {
+            if outcome.failed.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{} file(s) could not be uploaded; they are kept", failed.len()))
+                Err(format!("{} file(s) could not be recovered; they are kept", outcome.failed.len()))
             }
         }
         Command::Unmount { .. } | Command::Doctor { .. } | Command::GenerateDocs { .. } => {

@@ -2,7 +2,8 @@
 //! one mount, made by root, serves every Unix user with that user's own identity.
 //!
 //! Trust model: the mount runs as root and, for a request from uid U, reads U's own token store
-//! (`~U/.local/state/ssofs`, which must belong to U and be private), gets U's own STS credentials and
+//! (`~U/.local/state/ssofs`, which must belong to U and be private) with U's own filesystem identity
+//! (`untrusted::as_user`: whatever U could not read, root will not read for them), gets U's own STS credentials and
 //! serves the request from U's own filesystem state — listings, attributes, data blocks and staged
 //! writes are never shared between identities. The kernel is told not to cache entries, attributes or
 //! pages (TTL 0, direct I/O), so it asks again for every user. A user with no login sees an empty root
@@ -11,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Profile;
@@ -26,10 +27,30 @@ use crate::object::retry::Retrying;
 const NO_LOGIN_RECHECK: Duration = Duration::from_secs(2);
 /// Identities unused this long (and with no open files) are dropped from memory.
 pub const IDLE_DROP: Duration = Duration::from_secs(600);
+/// How long a request waits for another request of the same user that is reading their store.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
 
 enum Identity {
-    Ready { slot: u16, fs: Arc<Fs>, last_used: Instant },
-    NoLogin { checked: Instant, reason: String },
+    /// Not looked at yet, or dropped.
+    Unknown,
+    /// One request is reading the user's store; the others of that user wait (at most `OPEN_WAIT`).
+    Opening,
+    Ready {
+        slot: u16,
+        fs: Arc<Fs>,
+        last_used: Instant,
+    },
+    NoLogin {
+        checked: Instant,
+        reason: String,
+    },
+}
+
+/// One user's identity, locked on its own: a user whose store is slow (or hostile: a FIFO, a hung
+/// NFS home) stalls only their own requests, never the mount's other users.
+struct Entry {
+    identity: Mutex<Identity>,
+    settled: Condvar,
 }
 
 pub struct MultiUser {
@@ -37,7 +58,8 @@ pub struct MultiUser {
     endpoint: String,
     /// Settings every identity's filesystem starts from (uid, gid and staging are per user).
     template: FsConfig,
-    identities: Mutex<HashMap<u32, Identity>>,
+    /// Held only to find or insert an entry, never across any I/O.
+    identities: Mutex<HashMap<u32, Arc<Entry>>>,
     slots: Mutex<HashMap<u16, Arc<Fs>>>,
     next_slot: Mutex<u16>,
 }
@@ -45,6 +67,7 @@ pub struct MultiUser {
 impl MultiUser {
     pub fn new(profile: Profile, endpoint: String, mut template: FsConfig) -> Self {
         template.attr_ttl = Duration::ZERO;
+        template.staging_quota = template.staging_quota.or(Some(crate::fs::DEFAULT_MULTIUSER_STAGING_QUOTA));
         MultiUser {
             profile,
             endpoint,
@@ -55,16 +78,16 @@ impl MultiUser {
         }
     }
 
-    /// Builds the filesystem of `uid` from that user's token store.
+    /// Builds the filesystem of `uid` from that user's token store, read with the user's own
+    /// filesystem identity (see `untrusted`).
     fn open_identity(&self, uid: u32, gid: u32) -> Result<Arc<Fs>, String> {
         let home = home_of(uid).ok_or_else(|| format!("uid {uid} has no home directory in the user database"))?;
         let dir = home.join(".local/state/ssofs");
-        if !dir.exists() {
-            return Err(format!("uid {uid} has not signed in; run `ssofs login --profile {}`", self.profile.name));
-        }
-        let store = TokenStore::open_for_user(&dir, uid, gid).map_err(|e| e.to_string())?;
+        let not_signed_in =
+            || format!("uid {uid} has not signed in; run `ssofs login --profile {}`", self.profile.name);
+        let store = TokenStore::open_for_user(&dir, uid, gid).map_err(|e| e.to_string())?.ok_or_else(not_signed_in)?;
         if store.load(&self.profile.name).map_err(|e| e.to_string())?.is_none() {
-            return Err(format!("uid {uid} has not signed in; run `ssofs login --profile {}`", self.profile.name));
+            return Err(not_signed_in());
         }
         let tokens = Arc::new(StoreTokenSource::new(self.profile.clone(), store, DEFAULT_MARGIN));
         let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
@@ -75,18 +98,34 @@ impl MultiUser {
         let mut config = self.template.clone();
         config.uid = uid;
         config.gid = gid;
-        // Root-only directories per user: no user can read another's staged writes.
-        config.staging_dir = self.template.staging_dir.join(format!("uid-{uid}"));
+        // Root's own private directories per user: no user can read, replace or swap another's
+        // (or their own) staged writes and cached blocks.
+        config.staging_dir = crate::untrusted::private_dir(&self.template.staging_dir.join(format!("uid-{uid}")))?;
         if let Some((dir, limit)) = &self.template.disk_cache {
             config.disk_cache = Some((dir.join(format!("uid-{uid}")), *limit));
         }
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&config.staging_dir)
-            .map_err(|e| format!("cannot create {}: {e}", config.staging_dir.display()))?;
+        crate::fs::staging::expire_refused(&config.staging_dir);
         Ok(Arc::new(Fs::new(client, config)))
+    }
+
+    fn entry(&self, uid: u32) -> Arc<Entry> {
+        self.identities
+            .lock()
+            .unwrap()
+            .entry(uid)
+            .or_insert_with(|| Arc::new(Entry { identity: Mutex::new(Identity::Unknown), settled: Condvar::new() }))
+            .clone()
+    }
+
+    fn new_slot(&self, fs: &Arc<Fs>) -> u16 {
+        let slot = {
+            let mut next = self.next_slot.lock().unwrap();
+            let s = *next;
+            *next = next.wrapping_add(1).max(1);
+            s
+        };
+        self.slots.lock().unwrap().insert(slot, fs.clone());
+        slot
     }
 
     /// Drops identities idle for `idle` that have no open files.
@@ -94,60 +133,83 @@ impl MultiUser {
         let mut identities = self.identities.lock().unwrap();
         let mut slots = self.slots.lock().unwrap();
         let before = identities.len();
-        identities.retain(|_, id| match id {
-            Identity::Ready { slot, fs, last_used } => {
-                let keep = last_used.elapsed() < idle || !fs.open_handles().is_empty();
-                if !keep {
-                    slots.remove(slot);
+        identities.retain(|_, entry| {
+            // An identity being opened (or in use this instant) is kept; the next sweep looks again.
+            let Ok(mut id) = entry.identity.try_lock() else { return true };
+            let keep = match &*id {
+                Identity::Ready { slot, fs, last_used } => {
+                    let keep = last_used.elapsed() < idle || !fs.open_handles().is_empty();
+                    if !keep {
+                        slots.remove(slot);
+                    }
+                    keep
                 }
-                keep
+                Identity::NoLogin { checked, .. } => checked.elapsed() < idle,
+                Identity::Opening => true,
+                Identity::Unknown => false,
+            };
+            if !keep {
+                *id = Identity::Unknown;
             }
-            Identity::NoLogin { checked, .. } => checked.elapsed() < idle,
+            keep
         });
         before - identities.len()
     }
 
     /// Identities held in memory now.
     pub fn active(&self) -> usize {
-        self.identities.lock().unwrap().values().filter(|i| matches!(i, Identity::Ready { .. })).count()
+        let entries: Vec<Arc<Entry>> = self.identities.lock().unwrap().values().cloned().collect();
+        entries.iter().filter(|e| matches!(*e.identity.lock().unwrap(), Identity::Ready { .. })).count()
     }
 }
 
 impl FsResolver for MultiUser {
     fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError> {
-        let mut identities = self.identities.lock().unwrap();
-        match identities.get_mut(&uid) {
-            Some(Identity::Ready { slot, fs, last_used }) => {
-                *last_used = Instant::now();
-                return Ok((*slot, fs.clone()));
+        let entry = self.entry(uid);
+        let waited_since = Instant::now();
+        let mut id = entry.identity.lock().unwrap();
+        loop {
+            match &mut *id {
+                Identity::Ready { slot, fs, last_used } => {
+                    *last_used = Instant::now();
+                    return Ok((*slot, fs.clone()));
+                }
+                Identity::NoLogin { checked, reason } if checked.elapsed() < NO_LOGIN_RECHECK => {
+                    return Err(FsError::Access(reason.clone()));
+                }
+                Identity::Opening => {
+                    let left = OPEN_WAIT.saturating_sub(waited_since.elapsed());
+                    if left.is_zero() {
+                        return Err(FsError::Access(format!("uid {uid}'s token store is still being read; try again")));
+                    }
+                    id = entry.settled.wait_timeout(id, left).unwrap().0;
+                }
+                Identity::Unknown | Identity::NoLogin { .. } => break,
             }
-            Some(Identity::NoLogin { checked, reason }) if checked.elapsed() < NO_LOGIN_RECHECK => {
-                return Err(FsError::Access(reason.clone()));
-            }
-            _ => {}
         }
-        match self.open_identity(uid, gid) {
+        let was_refused = matches!(*id, Identity::NoLogin { .. });
+        *id = Identity::Opening;
+        drop(id);
+        let opened = self.open_identity(uid, gid);
+        let mut id = entry.identity.lock().unwrap();
+        let result = match opened {
             Ok(fs) => {
-                let slot = {
-                    let mut next = self.next_slot.lock().unwrap();
-                    let s = *next;
-                    *next = next.wrapping_add(1).max(1);
-                    s
-                };
-                self.slots.lock().unwrap().insert(slot, fs.clone());
-                identities.insert(uid, Identity::Ready { slot, fs: fs.clone(), last_used: Instant::now() });
+                let slot = self.new_slot(&fs);
+                *id = Identity::Ready { slot, fs: fs.clone(), last_used: Instant::now() };
                 tracing::info!(uid, "serving this user with their own identity");
                 Ok((slot, fs))
             }
             Err(reason) => {
                 // One log line per uid, not one per request.
-                if !matches!(identities.get(&uid), Some(Identity::NoLogin { .. })) {
+                if !was_refused {
                     tracing::warn!(uid, reason = %reason, "request refused: no usable login for this user");
                 }
-                identities.insert(uid, Identity::NoLogin { checked: Instant::now(), reason: reason.clone() });
+                *id = Identity::NoLogin { checked: Instant::now(), reason: reason.clone() };
                 Err(FsError::Access(reason))
             }
-        }
+        };
+        entry.settled.notify_all();
+        result
     }
 
     fn for_slot(&self, slot: u16) -> Option<Arc<Fs>> {

@@ -1,13 +1,26 @@
 //! `ssofs recover`: files that were being written when ssofs was killed (SIGKILL, power loss) stay in
 //! the staging directory with a sidecar naming their bucket and key. The next mount reports them;
 //! `recover` uploads them with the user's credentials, or exports them to a folder the user names.
+//! Uploads the bucket policy refused wait in `refused/`: `--export` copies them out too, `--discard`
+//! deletes everything.
+//!
+//! Root may run this on a tree other users could have put files in, so the tree must belong to the
+//! caller and be private, a bucket name must be one path segment, data files are read only as
+//! regular files (never through a symlink), and export files are created new, never through a
+//! symlink on the way (`untrusted`).
 
-use std::path::{Path, PathBuf};
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
-use crate::fs::staging::{Leftover, forget_leftover, leftovers};
+use crate::fs::staging::{Leftover, forget_leftover, leftovers, refused};
 use crate::object::ObjectClient;
+use crate::untrusted::{self, Expect};
 
-/// A one-line report of leftovers, for the mount to print before it starts.
+/// A one-line report of leftovers, for the mount to print before it starts. Refused uploads are not
+/// leftovers: they were reported when they were refused.
 pub fn report(staging_dir: &Path) -> Option<String> {
     let found = leftovers(staging_dir);
     if found.is_empty() {
@@ -22,14 +35,42 @@ pub fn report(staging_dir: &Path) -> Option<String> {
     ))
 }
 
-/// Where a leftover goes when exported: `DIR/<bucket>/<key>`, with key segments that could escape
-/// the folder (`..`, empty) replaced.
-fn export_path(dir: &Path, l: &Leftover) -> PathBuf {
-    let mut p = dir.join(safe_segment(&l.bucket));
-    for seg in l.key.split('/') {
-        p.push(safe_segment(seg));
+/// What an export or upload did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Exported paths, or `bucket/key` uploaded.
+    pub done: Vec<String>,
+    /// One line per file left where it is, saying why.
+    pub failed: Vec<String>,
+}
+
+/// The staging tree must be the caller's and private before anything in it is believed.
+fn check_tree(staging_dir: &Path) -> Result<bool, String> {
+    match std::fs::symlink_metadata(staging_dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: {e}", staging_dir.display())),
+        Ok(_) => {}
     }
-    p
+    untrusted::check_private_dir(staging_dir).map_err(|e| {
+        format!("refusing to recover from {}: {e}. Run `ssofs recover` as the user who owns it", staging_dir.display())
+    })?;
+    Ok(true)
+}
+
+/// A bucket name is one path segment (S3 names have no `/`); anything else is a forged sidecar.
+fn check_bucket(l: &Leftover) -> Result<(), String> {
+    let b = l.bucket.as_str();
+    if b.is_empty() || b == "." || b == ".." || b.contains('/') || b.contains('\0') {
+        return Err(format!("{}: bucket name {b:?} in its sidecar is not a bucket; skipped", l.data.display()));
+    }
+    Ok(())
+}
+
+/// Opens a leftover's data: a regular file of the caller's, never through a symlink.
+fn open_data(l: &Leftover) -> Result<File, String> {
+    check_bucket(l)?;
+    untrusted::open_regular(&l.data, Expect { owner: Some(untrusted::euid()), private: false })
+        .map_err(|e| format!("{}: {e}; skipped", l.data.display()))
 }
 
 fn safe_segment(s: &str) -> String {
@@ -39,35 +80,111 @@ fn safe_segment(s: &str) -> String {
     }
 }
 
-/// Copies every leftover out to `dir`, then forgets it. Returns the paths written.
-pub fn export(staging_dir: &Path, dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut written = Vec::new();
-    for l in leftovers(staging_dir) {
-        let to = export_path(dir, &l);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        std::fs::copy(&l.data, &to).map_err(|e| format!("copying {} to {}: {e}", l.data.display(), to.display()))?;
-        forget_leftover(&l);
-        written.push(to);
+/// Copies every leftover and refused upload out to `dir/<bucket>/<key>`, then forgets it.
+pub fn export(staging_dir: &Path, dir: &Path) -> Result<Outcome, String> {
+    let mut outcome = Outcome::default();
+    if !check_tree(staging_dir)? {
+        return Ok(outcome);
     }
-    Ok(written)
-}
-
-/// Uploads every leftover; a failed one stays for the next attempt. Returns (uploaded, failed).
-pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient) -> (Vec<String>, Vec<String>) {
-    let (mut done, mut failed) = (Vec::new(), Vec::new());
-    for l in leftovers(staging_dir) {
-        let name = format!("{}/{}", l.bucket, l.key);
-        match client.put_file(&l.bucket, &l.key, &l.data).await {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for l in leftovers(staging_dir).into_iter().chain(refused(staging_dir)) {
+        let mut data = match open_data(&l) {
+            Ok(f) => f,
+            Err(e) => {
+                outcome.failed.push(e);
+                continue;
+            }
+        };
+        let segments: Vec<String> =
+            std::iter::once(l.bucket.clone()).chain(l.key.split('/').map(safe_segment)).collect();
+        let to = segments.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
+        let copied = create_below(dir, &segments).and_then(|mut out| io::copy(&mut data, &mut out));
+        match copied {
             Ok(_) => {
                 forget_leftover(&l);
-                done.push(name);
+                outcome.done.push(to.display().to_string());
             }
-            Err(e) => failed.push(format!("{name}: {e} (kept in {})", l.data.display())),
+            Err(e) => outcome.failed.push(format!("{} to {}: {e}; kept", l.data.display(), to.display())),
         }
     }
-    (done, failed)
+    Ok(outcome)
+}
+
+/// Creates `dir/segments...` as a new file: directories on the way are made or entered without
+/// following symlinks, and the file is created with O_EXCL (an existing file is never overwritten).
+fn create_below(dir: &Path, segments: &[String]) -> io::Result<File> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"));
+    let open_at = |at: i32, name: &CString, flags: i32, mode: u32| -> io::Result<OwnedFd> {
+        // SAFETY: openat reads the NUL-terminated name; the descriptor is owned by the OwnedFd.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode) };
+        if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+    };
+    let root = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str()))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // The export folder itself is the caller's choice and may be reached through symlinks.
+    // SAFETY: as above.
+    let fd = unsafe { libc::open(root.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by open.
+    let mut at = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (last, parents) = segments.split_last().ok_or_else(|| io::Error::other("empty path"))?;
+    for seg in parents {
+        let name = cstr(seg)?;
+        // SAFETY: mkdirat reads the NUL-terminated name.
+        if unsafe { libc::mkdirat(at.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+        }
+        at = open_at(at.as_raw_fd(), &name, libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+    }
+    let fd = open_at(at.as_raw_fd(), &cstr(last)?, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+    Ok(File::from(fd))
+}
+
+/// Uploads every leftover; a failed one stays for the next attempt. Refused uploads are not tried
+/// again (the policy said no): export or discard them.
+pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient) -> Result<Outcome, String> {
+    let mut outcome = Outcome::default();
+    if !check_tree(staging_dir)? {
+        return Ok(outcome);
+    }
+    for l in leftovers(staging_dir) {
+        let name = format!("{}/{}", l.bucket, l.key);
+        let file = match open_data(&l) {
+            Ok(f) => f,
+            Err(e) => {
+                outcome.failed.push(e);
+                continue;
+            }
+        };
+        match client.put_file(&l.bucket, &l.key, &file).await {
+            Ok(_) => {
+                forget_leftover(&l);
+                outcome.done.push(name);
+            }
+            Err(e) => outcome.failed.push(format!("{name}: {e} (kept in {})", l.data.display())),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Deletes every leftover and refused upload. Returns how many.
+pub fn discard(staging_dir: &Path) -> Result<usize, String> {
+    if !check_tree(staging_dir)? {
+        return Ok(0);
+    }
+    let all: Vec<Leftover> = leftovers(staging_dir).into_iter().chain(refused(staging_dir)).collect();
+    all.iter().for_each(forget_leftover);
+    Ok(all.len())
+}
+
+/// Whether `staging_dir` holds refused uploads (for `recover` to mention them).
+pub fn refused_count(staging_dir: &Path) -> usize {
+    refused(staging_dir).len()
 }
 
 #[cfg(test)]
@@ -78,7 +195,7 @@ mod tests {
 
     /// A staged file whose writer is gone (its sidecar names a pid that does not exist).
     fn orphan(dir: &Path, bucket: &str, key: &str, body: &[u8]) {
-        let mut s = Staged::create(dir, bucket, key).unwrap();
+        let mut s = Staged::create(dir, bucket, key, None).unwrap();
         s.write_at(0, body).unwrap();
         let meta = crate::fs::staging::sidecar_path(&s.path);
         let text = std::fs::read_to_string(&meta)
@@ -92,11 +209,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ssofs-recover-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         orphan(&dir, "data", "notes/today.txt", b"unsaved work");
-        let live = Staged::create(&dir, "data", "in-progress").unwrap(); // a running mount's file
+        let live = Staged::create(&dir, "data", "in-progress", None).unwrap(); // a running mount's file
         assert!(report(&dir).unwrap().contains("1 file(s), 12 bytes"));
         let client = MockObjectClient::new();
         client.add_bucket("data");
-        let (done, failed) = upload(&dir, &client).await;
+        let Outcome { done, failed } = upload(&dir, &client).await.unwrap();
         assert_eq!(done, ["data/notes/today.txt"]);
         assert!(failed.is_empty());
         assert_eq!(client.object("data", "notes/today.txt").unwrap().as_ref(), b"unsaved work");
@@ -110,9 +227,11 @@ mod tests {
         let out = dir.join("out");
         let _ = std::fs::remove_dir_all(&dir);
         orphan(&dir.join("staging"), "data", "../../etc/passwd", b"x");
-        let written = export(&dir.join("staging"), &out).unwrap();
-        assert_eq!(written.len(), 1);
-        assert!(written[0].starts_with(&out), "{:?}", written[0]);
-        assert_eq!(std::fs::read(&written[0]).unwrap(), b"x");
+        orphan(&dir.join("staging"), "../..", "k", b"y");
+        let Outcome { done, failed } = export(&dir.join("staging"), &out).unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(Path::new(&done[0]).starts_with(&out), "{:?}", done[0]);
+        assert_eq!(std::fs::read(&done[0]).unwrap(), b"x");
+        assert!(failed.len() == 1 && failed[0].contains("is not a bucket"), "{failed:?}");
     }
 }

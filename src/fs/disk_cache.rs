@@ -4,7 +4,7 @@
 //! The directory is emptied at start: what a previous run left has no index to trust.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -26,16 +26,13 @@ struct Index {
 }
 
 impl DiskCache {
+    /// Blocks are read back by path, so the directory must be private all the way up (see
+    /// `untrusted::private_dir`): nobody else may swap a block file or the directory itself.
     pub fn open(dir: &Path, limit: u64) -> std::io::Result<DiskCache> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        Ok(DiskCache {
-            dir: dir.to_path_buf(),
-            limit,
-            index: Mutex::new(Index { blocks: LruCache::unbounded(), bytes: 0 }),
-        })
+        let dir = crate::untrusted::private_dir(dir).map_err(std::io::Error::other)?;
+        std::fs::remove_dir_all(&dir)?;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(DiskCache { dir, limit, index: Mutex::new(Index { blocks: LruCache::unbounded(), bytes: 0 }) })
     }
 
     fn path(&self, key: &BlockKey) -> PathBuf {
@@ -54,7 +51,8 @@ impl DiskCache {
 
     pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
         self.index.lock().unwrap().blocks.get(key)?;
-        match std::fs::read(self.path(key)) {
+        let expect = crate::untrusted::Expect { owner: None, private: true };
+        match crate::untrusted::read_regular(&self.path(key), expect, self.limit) {
             Ok(data) => Some(Bytes::from(data)),
             Err(_) => {
                 self.forget(key);
@@ -78,12 +76,8 @@ impl DiskCache {
         }
         let path = self.path(&key);
         let tmp = path.with_extension("tmp");
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
+        let _ = std::fs::remove_file(&tmp);
+        let written = crate::untrusted::create_new(&tmp, 0o600)
             .and_then(|mut f| f.write_all(data))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = written {

@@ -26,6 +26,8 @@ pub enum FsError {
     BadHandle,
     #[error("I/O error: {0}")]
     Io(String),
+    #[error("no space left: {0}")]
+    NoSpace(String),
 }
 
 impl FsError {
@@ -43,6 +45,7 @@ impl FsError {
             FsError::NotSupported(_) => libc::ENOTSUP,
             FsError::BadHandle => libc::EBADF,
             FsError::Io(_) => libc::EIO,
+            FsError::NoSpace(_) => libc::ENOSPC,
         }
     }
 }

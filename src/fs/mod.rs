@@ -43,7 +43,14 @@ pub struct FsConfig {
     pub read_only: bool,
     /// Where files being written are staged (per user, 0700).
     pub staging_dir: PathBuf,
+    /// At most this many bytes staged (writes in progress plus files kept from failed uploads);
+    /// beyond it writes fail with ENOSPC. Unbounded when `None`.
+    pub staging_quota: Option<u64>,
 }
+
+/// A multi-user mount stages every user's writes on root's filesystem: each user gets this much
+/// unless `-o staging_quota=` says otherwise.
+pub const DEFAULT_MULTIUSER_STAGING_QUOTA: u64 = 1 << 30;
 
 impl FsConfig {
     pub fn new(staging_dir: PathBuf) -> Self {
@@ -61,6 +68,7 @@ impl FsConfig {
             disk_cache: None,
             read_only: false,
             staging_dir,
+            staging_quota: None,
         }
     }
 }
@@ -153,6 +161,8 @@ pub struct Fs {
     state: Mutex<State>,
     /// Set at unmount: pending data has been flushed, so later writes are refused, not lost.
     closing: std::sync::atomic::AtomicBool,
+    /// `config.staging_quota`, shared by this filesystem's staged files.
+    quota: Option<Arc<staging::StagingQuota>>,
 }
 
 impl Fs {
@@ -167,7 +177,9 @@ impl Fs {
             },
             None => BlockCache::new(config.cache_size),
         };
+        let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
         Fs {
+            quota,
             client,
             cache: Arc::new(cache),
             read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
@@ -446,7 +458,7 @@ impl Fs {
         self.check_writable()?;
         self.state.lock().unwrap().opened_etag.remove(&ino);
         let staged = if truncate || inode.attr.size == 0 {
-            let mut s = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key)?;
+            let mut s = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
             s.dirty = truncate;
             s
         } else {
@@ -458,6 +470,7 @@ impl Fs {
                 &inode.key,
                 inode.attr.size,
                 inode.attr.etag.as_deref(),
+                self.quota.clone(),
             )
             .await?
         };
@@ -510,15 +523,17 @@ impl Fs {
         }
         // No fdatasync first: the upload reads the file through the same page cache, and close()
         // returns only once the object is in S3 (an fdatasync cost 6.6 ms per small file).
-        match self.client.put_file(&handle.bucket, &handle.key, &staged.path).await {
+        match self.client.put_file(&handle.bucket, &handle.key, staged.file()).await {
             Ok(info) => {
                 staged.dirty = false;
+                staged.refused = false;
                 self.uploaded(handle.ino, &handle.bucket, &handle.key, info);
                 Ok(())
             }
             Err(e) => {
                 tracing::error!(bucket = %handle.bucket, key = %handle.key, staged = %staged.path.display(), error = %e,
                     "upload failed; the written data is kept in the staged file");
+                staged.refused = matches!(e, crate::object::ObjectError::AccessDenied);
                 Err(e.into())
             }
         }
@@ -538,6 +553,13 @@ impl Fs {
         {
             if result.is_ok() && !staged.dirty {
                 staged.discard();
+            } else if staged.refused {
+                let (bucket, key) = (handle.bucket.clone(), handle.key.clone());
+                match staged.move_to_refused() {
+                    Ok(to) => tracing::warn!(%bucket, %key, kept = %to.display(),
+                        "the bucket policy refused this upload; the data is kept for `ssofs recover --export` until it expires"),
+                    Err(e) => tracing::warn!(%bucket, %key, error = %e, "refused upload kept in the staging directory"),
+                }
             } else {
                 tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
             }
@@ -592,7 +614,7 @@ impl Fs {
         names::creatable(name).map_err(FsError::BadName)?;
         let attr = self.fresh_attr(0, SystemTime::now(), None);
         let inode = self.state.lock().unwrap().inodes.upsert(parent, name, Kind::File, attr);
-        let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key)?;
+        let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
         staged.dirty = true;
         let fh = self.add_handle(&inode, HandleState::Write(staged));
         self.state.lock().unwrap().negative.remove(&(parent, name.to_string()));

@@ -172,17 +172,46 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
     fs.write(fh, 0, b"precious").await.unwrap();
     let err = fs.release(fh).await.unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
-    let staged: Vec<_> = std::fs::read_dir(&fs.config().staging_dir)
+    // Refused by the policy: kept in refused/ for `recover --export`, not a crash leftover.
+    let refused_dir = fs.config().staging_dir.join("refused");
+    let staged: Vec<_> = std::fs::read_dir(&refused_dir)
         .unwrap()
         .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
         .collect();
     assert!(staged.iter().any(|b| b == b"precious"), "the written bytes are still on disk");
+    assert_eq!(crate::fs::staging::refused(&fs.config().staging_dir).len(), 1);
+    assert!(crate::recover::report(&fs.config().staging_dir).is_none(), "not reported at every mount");
     use std::os::unix::fs::PermissionsExt;
-    for entry in std::fs::read_dir(&fs.config().staging_dir).unwrap() {
+    for entry in std::fs::read_dir(&refused_dir).unwrap() {
         let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "staged files are readable by their owner only");
     }
     assert!(matches!(fs.mkdir(data.ino, "d").await, Err(FsError::Access(_))));
+}
+
+#[tokio::test]
+async fn writes_beyond_the_staging_quota_fail_with_enospc_and_free_it_when_uploaded() {
+    let client = Arc::new(MockObjectClient::new());
+    client.add_bucket("data");
+    let dir = std::env::temp_dir().join(format!("ssofs-fs-quota-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = FsConfig::new(dir);
+    cfg.staging_quota = Some(1000);
+    let fs = Fs::new(client.clone(), cfg);
+    let data = path(&fs, &["data"]).await.unwrap();
+    let (_, a) = fs.create(data.ino, "a").await.unwrap();
+    fs.write(a, 0, &[1u8; 600]).await.unwrap();
+    let (b_stat, b) = fs.create(data.ino, "b").await.unwrap();
+    let err = fs.write(b, 0, &[2u8; 600]).await.unwrap_err();
+    assert_eq!(err.errno(), libc::ENOSPC, "{err}");
+    // Rewriting what is already reserved costs nothing more.
+    fs.write(a, 0, &[3u8; 600]).await.unwrap();
+    let err = fs.set_size(b_stat.ino, Some(b), 2000).await.unwrap_err();
+    assert_eq!(err.errno(), libc::ENOSPC, "{err}");
+    fs.release(a).await.unwrap();
+    fs.write(b, 0, &[2u8; 600]).await.unwrap();
+    fs.release(b).await.unwrap();
+    assert_eq!(client.object("data", "b").unwrap().len(), 600);
 }
 
 #[tokio::test]

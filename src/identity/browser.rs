@@ -1,6 +1,13 @@
 //! Browser sign-in: authorization code + PKCE (S256) with a loopback redirect on a free port, as Azure
 //! AD allows for native apps (`http://localhost` registered once matches any port). State and nonce
 //! are checked; the browser is opened through `$BROWSER`, else `xdg-open` when a display is present.
+//!
+//! The authorize URL carries the state and the PKCE challenge: anyone who has it can sign in with
+//! their own account and deliver the redirect to our port first (login CSRF). So it never goes on a
+//! command line, which every local user can read in `ps`: the browser is given a private (0600)
+//! HTML file that redirects to it. A redirect with a missing or wrong state is answered 400 and the
+//! listener keeps waiting for the right one; connections are served concurrently, so a stalled
+//! one cannot hold up the browser's.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -105,7 +112,9 @@ pub async fn sign_in(
     }
     let (url, state, nonce) = request.url();
 
-    match open(url.as_str()) {
+    let redirect_page = RedirectPage::write(url.as_str())
+        .map_err(|e| IdentityError::Config(format!("cannot write the private sign-in page: {e}")))?;
+    match open(&redirect_page.file_url()) {
         Ok(Some(browser)) => {
             writeln!(out, "Opening the sign-in page with {browser}. If no browser appears, open this URL:\n{url}").ok()
         }
@@ -115,19 +124,27 @@ pub async fn sign_in(
     writeln!(out, "Waiting up to {} s for the browser to come back to {redirect} ...", opts.timeout.as_secs()).ok();
     out.flush().ok();
 
+    let (found, mut answers) = tokio::sync::mpsc::channel(1);
+    let secret = std::sync::Arc::new(state.secret().clone());
     let wait = async {
         loop {
-            let accepted = match &listener6 {
-                Some(l6) => tokio::select! { a = listener.accept() => a, a = l6.accept() => a },
-                None => listener.accept().await,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            if let Some(done) = handle(stream, state.secret()).await {
-                return done;
+            tokio::select! {
+                Some(done) = answers.recv() => return done,
+                accepted = accept(&listener, listener6.as_ref()) => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (found, secret) = (found.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        if let Some(done) = handle(stream, &secret).await {
+                            let _ = found.send(done).await;
+                        }
+                    });
+                }
             }
         }
     };
-    let (mut stream, answer) = tokio::time::timeout(opts.timeout, wait).await.map_err(|_| {
+    let waited = tokio::time::timeout(opts.timeout, wait).await;
+    drop(redirect_page);
+    let (mut stream, answer) = waited.map_err(|_| {
         IdentityError::Config(format!(
             "no answer from the browser within {} s. Finish signing in sooner (`--timeout` allows more time), or \
              use `ssofs login --device-code` on a machine without a usable browser",
@@ -150,11 +167,6 @@ pub async fn sign_in(
             let code = aadsts_code(&description);
             Err(IdentityError::Refused { advice: azure_advice(&error, code), error, code })
         }
-        Answer::WrongState => Err(IdentityError::Config(
-            "the browser came back with a state that does not belong to this sign-in (a stale tab or a forged \
-             request); nothing was stored. Run `ssofs login` again"
-                .into(),
-        )),
     };
     let page = match &result {
         Ok(t) => page(
@@ -176,11 +188,80 @@ pub async fn sign_in(
 enum Answer {
     Code(String),
     Refused { error: String, description: String },
-    WrongState,
 }
 
-/// Reads one request. Returns the connection and what it carried when it is the redirect; answers
-/// and drops anything else (favicon, stray requests).
+async fn accept(v4: &TcpListener, v6: Option<&TcpListener>) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match v6 {
+        Some(l6) => tokio::select! { a = v4.accept() => a, a = l6.accept() => a },
+        None => v4.accept().await,
+    }
+}
+
+/// The sign-in page handed to the browser: a 0600 file in a 0700 directory of the user's (their
+/// runtime directory, else a fresh one in the temporary directory), removed when dropped.
+struct RedirectPage {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+    remove_dir: bool,
+}
+
+impl RedirectPage {
+    fn write(url: &str) -> std::io::Result<RedirectPage> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nonce: u64 = rand_u64();
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .filter(|d| crate::untrusted::check_private_dir(d).is_ok());
+        let (dir, remove_dir) = match runtime {
+            Some(d) => (d, false),
+            None => {
+                let d = std::env::temp_dir().join(format!("ssofs-login-{}-{nonce:x}", std::process::id()));
+                // A fresh name, made here (create fails if anyone made it first): ours and private.
+                std::fs::DirBuilder::new().mode(0o700).create(&d)?;
+                (d, true)
+            }
+        };
+        let path = dir.join(format!("ssofs-sign-in-{nonce:x}.html"));
+        let attr = escape(url);
+        let js = serde_json::to_string(url).unwrap_or_default().replace('<', "\\u003c");
+        let html = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
+             <meta http-equiv=\"refresh\" content=\"0;url={attr}\"><title>ssofs: sign in</title>\
+             <script>window.location.replace({js});</script></head><body style=\"font-family:sans-serif;margin:3em\">\
+             <p>Taking you to the sign-in page. If nothing happens, <a href=\"{attr}\">continue here</a>.</p>\
+             </body></html>"
+        );
+        let mut f = crate::untrusted::create_new(&path, 0o600)?;
+        f.write_all(html.as_bytes())?;
+        Ok(RedirectPage { dir, path, remove_dir })
+    }
+
+    fn file_url(&self) -> String {
+        format!("file://{}", self.path.display())
+    }
+}
+
+impl Drop for RedirectPage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if self.remove_dir {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        return t.as_nanos() as u64 ^ u64::from(std::process::id());
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Reads one request. Returns the connection and what it carried when it is the redirect with this
+/// sign-in's state; answers and drops anything else (favicon, stray requests, and a redirect with a
+/// missing or wrong state: a stale tab, or someone else's attempt to end or hijack this sign-in).
 async fn handle(mut stream: TcpStream, state: &str) -> Option<(TcpStream, Answer)> {
     let target = match tokio::time::timeout(Duration::from_secs(10), read_target(&mut stream)).await {
         Ok(Some(t)) => t,
@@ -221,10 +302,23 @@ async fn handle(mut stream: TcpStream, state: &str) -> Option<(TcpStream, Answer
     let state_ok = got_state.is_some_and(|s| {
         s.len() == state.len() && s.bytes().zip(state.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
     });
-    let answer = match (state_ok, error, code) {
-        (false, _, _) => Answer::WrongState,
-        (true, Some(error), _) => Answer::Refused { error, description },
-        (true, None, code) => Answer::Code(code.unwrap_or_default()),
+    if !state_ok {
+        tracing::warn!("a sign-in redirect with a state that is not this sign-in's was refused");
+        respond(
+            &mut stream,
+            "400 Bad Request",
+            &page(
+                "Not this sign-in",
+                "This answer does not belong to the sign-in in progress (a stale tab, or a forged request); it was \
+                 ignored. Finish the sign-in in the tab ssofs opened.",
+            ),
+        )
+        .await;
+        return None;
+    }
+    let answer = match (error, code) {
+        (Some(error), _) => Answer::Refused { error, description },
+        (None, code) => Answer::Code(code.unwrap_or_default()),
     };
     Some((stream, answer))
 }

@@ -1,14 +1,17 @@
 //! Per-user, per-profile token store: `$SSOFS_STATE_DIR` or `$XDG_STATE_HOME/ssofs` (default
-//! `~/.local/state/ssofs`), directory 0700, files 0600, written atomically.
+//! `~/.local/state/ssofs`), directory 0700, files 0600, written atomically. Files are opened without
+//! following symlinks or blocking, and only as regular files of the store's owner (see `untrusted`).
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::IdentityError;
+use crate::untrusted::{self, Expect, UserIds};
 
 /// What a login leaves behind. Debug never prints the tokens.
 #[derive(Clone, Serialize, Deserialize)]
@@ -50,10 +53,16 @@ pub struct LoginRequired {
 #[derive(Clone)]
 pub struct TokenStore {
     dir: PathBuf,
-    /// Files written here are given to this user (a multi-user mount, running as root, refreshing a
-    /// user's tokens in the user's own store).
-    owner: Option<(u32, u32)>,
+    /// The user whose store this is, when root opened it for them (a multi-user mount): every
+    /// access then runs with that user's filesystem identity (`untrusted::as_user`), so the store
+    /// can only reach what its owner could, and files written are the owner's without any chown.
+    owner: Option<UserIds>,
 }
+
+/// A token file is a few KiB (16 KB ID tokens included); anything far larger is not one.
+const MAX_TOKEN_FILE: u64 = 1 << 20;
+/// How long a refresh waits for another process holding the profile's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 impl TokenStore {
     /// `$SSOFS_STATE_DIR`, else `$XDG_STATE_HOME/ssofs`, else `~/.local/state/ssofs`.
@@ -76,94 +85,118 @@ impl TokenStore {
         Ok(TokenStore { dir: dir.to_path_buf(), owner: None })
     }
 
-    /// Opens another user's existing store (as root, for a multi-user mount). The directory must
-    /// belong to that user and be private; files written keep belonging to them.
-    pub fn open_for_user(dir: &Path, uid: u32, gid: u32) -> Result<Self, IdentityError> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(dir).map_err(|e| IdentityError::Store(format!("{}: {e}", dir.display())))?;
-        if meta.uid() != uid {
-            return Err(IdentityError::Store(format!(
-                "{} belongs to uid {}, not to uid {uid}; refusing to use it",
-                dir.display(),
-                meta.uid()
-            )));
-        }
-        refuse_if_shared(dir, 0o700)?;
-        Ok(TokenStore { dir: dir.to_path_buf(), owner: Some((uid, gid)) })
+    /// Opens another user's existing store (as root, for a multi-user mount), looking at it as that
+    /// user: the directory must be theirs, private and not a symlink. `None` when there is none.
+    pub fn open_for_user(dir: &Path, uid: u32, gid: u32) -> Result<Option<Self>, IdentityError> {
+        let owner = UserIds { uid, gid };
+        let path = dir.to_path_buf();
+        let found = untrusted::as_user(owner, move || -> Result<bool, IdentityError> {
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(IdentityError::Store(format!("{}: {e}", path.display()))),
+            };
+            if !meta.is_dir() {
+                return Err(IdentityError::Store(format!("{} is not a directory; refusing to use it", path.display())));
+            }
+            if meta.uid() != uid {
+                return Err(IdentityError::Store(format!(
+                    "{} belongs to uid {}, not to uid {uid}; refusing to use it",
+                    path.display(),
+                    meta.uid()
+                )));
+            }
+            refuse_if_shared(&path, 0o700)?;
+            Ok(true)
+        })
+        .map_err(|e| IdentityError::Store(format!("{}: {e}", dir.display())))??;
+        Ok(found.then(|| TokenStore { dir: dir.to_path_buf(), owner: Some(owner) }))
     }
 
-    fn give_to_owner(&self, file: &std::fs::File) -> std::io::Result<()> {
-        if let Some((uid, gid)) = self.owner {
-            std::os::unix::fs::fchown(file, Some(uid), Some(gid))?;
+    /// Runs a file operation on the store with its owner's identity (or as is, for our own store).
+    fn access<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Path, u32) -> Result<T, IdentityError> + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        let dir = self.dir.clone();
+        match self.owner {
+            Some(ids) => untrusted::as_user(ids, move || f(&dir, ids.uid))
+                .map_err(|e| IdentityError::Store(format!("{}: {e}", self.dir.display())))?,
+            None => f(&dir, untrusted::euid()),
         }
-        Ok(())
     }
 
-    /// Takes the store's lock for `profile`, blocking until other processes release it. Held while
-    /// refreshing, so two processes never both spend the refresh token and lose the newer one.
+    /// Takes the store's lock for `profile`, waiting up to a minute for other processes to release
+    /// it. Held while refreshing, so two processes never both spend the refresh token and lose the
+    /// newer one.
     pub fn lock(&self, profile: &str) -> Result<StoreLock, IdentityError> {
-        let path = self.dir.join(format!("{}.lock", sanitize(profile)));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?;
-        self.give_to_owner(&file).map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))?;
-        // SAFETY: flock on a descriptor we own; the lock is released when `file` is closed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
+        let name = format!("{}.lock", sanitize(profile));
+        let file = self.access(move |dir, owner| {
+            let path = dir.join(&name);
+            untrusted::open_or_create(&path, 0o600, owner)
+                .map_err(|e| IdentityError::Store(format!("{}: {e}", path.display())))
+        })?;
+        // The lock file is the user's: they may hold it as long as they like, which must stall
+        // nobody else (a bounded wait on the caller's own identity).
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            // SAFETY: flock on a descriptor we own; the lock is released when `file` is closed.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(StoreLock { _file: file });
+            }
             let e = std::io::Error::last_os_error();
-            return Err(IdentityError::Store(format!("cannot lock {}: {e}", path.display())));
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(IdentityError::Store(format!("cannot lock {}: {e}", self.dir.join(profile).display())));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(IdentityError::Store(format!(
+                    "another process has held the lock of profile {profile} in {} for more than {} s",
+                    self.dir.display(),
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(StoreLock { _file: file })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn path(&self, profile: &str) -> PathBuf {
-        self.dir.join(format!("{}.tokens.json", sanitize(profile)))
+    fn file_name(profile: &str) -> String {
+        format!("{}.tokens.json", sanitize(profile))
     }
 
     pub fn save(&self, profile: &str, tokens: &StoredTokens) -> Result<(), IdentityError> {
-        let path = self.path(profile);
-        let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
-        let tmp = path.with_extension("json.tmp");
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         let json = serde_json::to_vec_pretty(tokens).map_err(|e| IdentityError::Store(e.to_string()))?;
-        self.give_to_owner(&f).map_err(io)?;
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        // New tokens (a login, or a refresh another process made): no new sign-in is needed now.
-        let _ = std::fs::remove_file(self.marker_path(profile));
-        Ok(())
-    }
-
-    fn marker_path(&self, profile: &str) -> PathBuf {
-        self.dir.join(format!("{}.login-required", sanitize(profile)))
+        let (name, marker) = (Self::file_name(profile), marker_name(profile));
+        self.access(move |dir, _| {
+            write_atomically(&dir.join(name), &json)?;
+            // New tokens (a login, or a refresh another process made): no new sign-in is needed now.
+            let _ = std::fs::remove_file(dir.join(marker));
+            Ok(())
+        })
     }
 
     /// Records that the identity provider refused the stored sign-in, with the reason, so that
     /// `ssofs status` can say so (the mount that found out runs elsewhere). Cleared by `save`.
     pub fn mark_login_required(&self, profile: &str, reason: &str) -> Result<(), IdentityError> {
-        let path = self.marker_path(profile);
-        let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
         let marker = LoginRequired { reason: reason.to_string(), since: crate::identity::login::now_unix() };
         let json = serde_json::to_vec(&marker).map_err(|e| IdentityError::Store(e.to_string()))?;
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(io)?;
-        self.give_to_owner(&f).map_err(io)?;
-        f.write_all(&json).map_err(io)
+        let name = marker_name(profile);
+        self.access(move |dir, _| write_atomically(&dir.join(name), &json))
     }
 
     /// Why a new sign-in is needed, when a mount or command found the stored one refused.
     pub fn login_required(&self, profile: &str) -> Option<LoginRequired> {
-        let bytes = std::fs::read(self.marker_path(profile)).ok()?;
+        let name = marker_name(profile);
+        let bytes = self
+            .access(move |dir, owner| {
+                let expect = Expect { owner: Some(owner), private: false };
+                untrusted::read_regular(&dir.join(name), expect, 64 << 10)
+                    .map_err(|e| IdentityError::Store(e.to_string()))
+            })
+            .ok()?;
         Some(
             serde_json::from_slice(&bytes).unwrap_or(LoginRequired {
                 reason: "the identity provider refused the stored sign-in".into(),
@@ -173,29 +206,57 @@ impl TokenStore {
     }
 
     pub fn load(&self, profile: &str) -> Result<Option<StoredTokens>, IdentityError> {
-        let path = self.path(profile);
-        if path.exists() {
-            refuse_if_shared(&path, 0o600)?;
-        }
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        let name = Self::file_name(profile);
+        let profile = profile.to_string();
+        self.access(move |dir, owner| {
+            let path = dir.join(name);
+            let expect = Expect { owner: Some(owner), private: true };
+            let bytes = match untrusted::read_regular(&path, expect, MAX_TOKEN_FILE) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.to_string().contains("accessible to other users") => {
+                    return Err(IdentityError::Store(format!(
+                        "{e}; run `chmod 600 {}` and, if others may have read it, `ssofs logout` then `ssofs login`",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(IdentityError::Store(format!("{}: {e}", path.display()))),
+            };
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 IdentityError::Store(format!(
                     "{} is damaged ({e}); run `ssofs login --profile {profile}` again",
                     path.display()
                 ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(IdentityError::Store(format!("{}: {e}", path.display()))),
-        }
+            })
+        })
     }
 
     pub fn remove(&self, profile: &str) -> Result<bool, IdentityError> {
-        match std::fs::remove_file(self.path(profile)) {
+        let name = Self::file_name(profile);
+        self.access(move |dir, _| match std::fs::remove_file(dir.join(name)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(IdentityError::Store(e.to_string())),
-        }
+        })
     }
+}
+
+fn marker_name(profile: &str) -> String {
+    format!("{}.login-required", sanitize(profile))
+}
+
+/// Writes `path` through a new private file (O_EXCL, never through a symlink) renamed over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    let io = |e: std::io::Error| IdentityError::Store(format!("{}: {e}", path.display()));
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A crash may have left one behind; whatever is there (a symlink included) is only unlinked.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = untrusted::create_new(&tmp, 0o600).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// Held while a profile's tokens are being refreshed; dropping it releases the lock.

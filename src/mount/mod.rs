@@ -194,11 +194,8 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
     // SAFETY: the read end must not leak into the child.
     unsafe { libc::fcntl(read_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let log_path = req.token_dir.join(format!("mount-{}.log", sanitize(&req.mountpoint.to_string_lossy())));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open log {}: {e}", log_path.display()))?;
+    let log =
+        crate::untrusted::open_log(&log_path).map_err(|e| format!("cannot open log {}: {e}", log_path.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the ssofs executable: {e}"))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(std::env::args_os().skip(1))
@@ -230,28 +227,32 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
+/// Where root keeps staged writes and cached blocks when it has no cache home of its own (mount(8)
+/// at boot runs with no HOME): never the shared, world-writable temporary directory.
+pub const ROOT_CACHE_DIR: &str = "/var/cache/ssofs";
+
 /// Where written files are staged for these options (`ssofs recover` looks there too).
 pub fn staging_dir(opts: &MountOptions) -> PathBuf {
     let base = opts.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("ssofs")
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))).map(|d| d.join("ssofs")).unwrap_or_else(
+            || {
+                if crate::untrusted::euid() == 0 {
+                    PathBuf::from(ROOT_CACHE_DIR)
+                } else {
+                    std::env::temp_dir().join(format!("ssofs-{}", crate::untrusted::euid()))
+                }
+            },
+        )
     });
     base.join("staging")
 }
 
 fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
-    let dir = staging_dir(opts);
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| format!("cannot create staging directory {}: {e}", dir.display()))?;
+    // Private all the way up, checked once; the canonical path is used from here on.
+    let dir = crate::untrusted::private_dir(&staging_dir(opts)).map_err(|e| format!("staging directory: {e}"))?;
     let mut c = FsConfig::new(dir);
+    c.staging_quota = opts.staging_quota;
     c.uid = opts.uid.unwrap_or(c.uid);
     c.gid = opts.gid.unwrap_or(c.gid);
     c.file_mode = opts.file_mode.unwrap_or(c.file_mode);
@@ -284,6 +285,9 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         if unsafe { libc::geteuid() } != 0 {
             return Err("a multiuser mount reads every user's token store: mount it as root (e.g. from fstab)".into());
         }
+        // This process will hold every user's refresh token: no core file, no ptrace or /proc
+        // access by anyone but root.
+        crate::untrusted::no_core_dumps().map_err(|e| format!("cannot disable core dumps: {e}"))?;
         let users = Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options)?));
         let sweeper = users.clone();
         rt.spawn(async move {

@@ -15,6 +15,9 @@ pub struct MountOptions {
     pub cache_size: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     pub disk_cache_size: Option<u64>,
+    /// `staging_quota=SIZE`: bytes of written data one user may have staged (default 1G per user
+    /// in a multi-user mount, unbounded otherwise).
+    pub staging_quota: Option<u64>,
     pub read_only: bool,
     pub allow_other: bool,
     pub allow_root: bool,
@@ -156,6 +159,10 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 let v = need(value, name)?;
                 o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
             }
+            "staging_quota" => {
+                let v = need(value, name)?;
+                o.staging_quota = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
+            }
             "profile" => o.profile = Some(need(value, name)?.to_string()),
             "multiuser" => o.multiuser = true,
             "config" => o.config = Some(PathBuf::from(need(value, name)?)),
@@ -185,7 +192,7 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             _ => {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, disk_cache_size, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
+                     cache_size, cache_dir, disk_cache_size, staging_quota, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
                      config, state_dir, log_level, log_file, multiuser, op_timeout, insecure_tls \
                      (see `ssofs mount --help`)"
                 ));

@@ -2,8 +2,8 @@
 //! delimiter `/`, paging), ETags that change on every write, and per-bucket write denial.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -160,10 +160,12 @@ impl ObjectClient for MockObjectClient {
         Ok(body.slice(start..end))
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
+    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
         self.count("PutObject");
         self.check_write(bucket)?;
-        let body = std::fs::read(path).map_err(|e| ObjectError::Other(e.to_string()))?;
+        let len = file.metadata().map_err(|e| ObjectError::Other(e.to_string()))?.len();
+        let mut body = vec![0u8; len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut body, 0).map_err(|e| ObjectError::Other(e.to_string()))?;
         Ok(self.insert(bucket, key, body))
     }
 

@@ -7,8 +7,8 @@ pub mod mock;
 pub mod retry;
 pub mod s3;
 
+use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -74,8 +74,10 @@ pub trait ObjectClient: Send + Sync + 'static {
         etag: Option<&str>,
     ) -> Result<Bytes, ObjectError>;
 
-    /// Uploads a local file as the object (multipart when large); returns the new object's info.
-    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError>;
+    /// Uploads an open local file as the object (multipart when large); returns the new object's
+    /// info. The data is read through this descriptor (never by opening a path again, which someone
+    /// could have swapped for a symlink since it was written).
+    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError>;
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError>;
 

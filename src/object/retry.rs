@@ -4,8 +4,8 @@
 //! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
 //! repeating one is safe. Past the deadline the caller gets the error: nothing hangs.
 
+use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -112,8 +112,8 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         self.run("GetObject", || self.inner.get_range(bucket, key, range.clone(), etag)).await
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
-        self.retry("PutObject", false, || self.inner.put_file(bucket, key, path)).await
+    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
+        self.retry("PutObject", false, || self.inner.put_file(bucket, key, file)).await
     }
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
@@ -164,8 +164,8 @@ mod tests {
             }
             self.inner.get_range(b, k, r, e).await
         }
-        async fn put_file(&self, b: &str, k: &str, p: &Path) -> Result<ObjectInfo, ObjectError> {
-            self.inner.put_file(b, k, p).await
+        async fn put_file(&self, b: &str, k: &str, f: &File) -> Result<ObjectInfo, ObjectError> {
+            self.inner.put_file(b, k, f).await
         }
         async fn put_bytes(&self, b: &str, k: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
             self.inner.put_bytes(b, k, body).await

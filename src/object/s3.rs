@@ -3,7 +3,9 @@
 //! credentials); throttling and 5xx are retried by the SDK's standard retry with backoff; every
 //! attempt is bounded in time.
 
+use std::fs::File;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -296,8 +298,11 @@ impl ObjectClient for S3ObjectClient {
         }
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, path: &Path) -> Result<ObjectInfo, ObjectError> {
-        let size = std::fs::metadata(path).map_err(|e| ObjectError::Other(format!("{}: {e}", path.display())))?.len();
+    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
+        let size = file.metadata().map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?.len();
+        // The SDK opens a body again for each attempt and each part: through /proc/self/fd/N that is
+        // the very file behind this descriptor, with an offset of its own, whatever any path names now.
+        let path = &PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         if size > SINGLE_PUT_MAX {
             return self.put_multipart(bucket, key, path, size).await;
         }

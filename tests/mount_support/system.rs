@@ -113,7 +113,11 @@ impl UnixUser {
             self.chown(&d);
         }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        TokenStore::open_for_user(&dir, self.uid, self.gid).unwrap().save(&profile.name, &tokens).unwrap();
+        TokenStore::open_for_user(&dir, self.uid, self.gid)
+            .unwrap()
+            .expect("the store was just made")
+            .save(&profile.name, &tokens)
+            .unwrap();
         profile
     }
 }
