@@ -27,6 +27,11 @@ pub struct Faults {
     /// Every successful S3 answer loses the second half of its body, Content-Length adjusted: a
     /// well-framed reply whose XML or data is truncated.
     pub truncated_replies: AtomicBool,
+    /// Uploads sent as aws-chunked with a trailing checksum (`x-amz-content-sha256:
+    /// STREAMING-...-TRAILER`, the SDKs' default since 2025) are answered 400
+    /// `XAmzContentSHA256Mismatch`, as Ceph RGW before 18 and MinIO before RELEASE.2023-06 do: the
+    /// servers in the field that predate trailing checksums.
+    pub no_trailing_checksums: AtomicBool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +44,7 @@ pub struct FaultSettings {
     pub idp_down: bool,
     pub html_replies: bool,
     pub truncated_replies: bool,
+    pub no_trailing_checksums: bool,
 }
 
 impl Faults {
@@ -52,6 +58,7 @@ impl Faults {
             idp_down: self.idp_down.load(Ordering::SeqCst),
             html_replies: self.html_replies.load(Ordering::SeqCst),
             truncated_replies: self.truncated_replies.load(Ordering::SeqCst),
+            no_trailing_checksums: self.no_trailing_checksums.load(Ordering::SeqCst),
         }
     }
 
@@ -77,10 +84,16 @@ impl Faults {
                 "idp_down" => self.idp_down.store(flag()?, Ordering::SeqCst),
                 "html_replies" => self.html_replies.store(flag()?, Ordering::SeqCst),
                 "truncated_replies" => self.truncated_replies.store(flag()?, Ordering::SeqCst),
+                "no_trailing_checksums" => self.no_trailing_checksums.store(flag()?, Ordering::SeqCst),
                 "reset" => {
-                    for f in
-                        [&self.s3_down, &self.sts_down, &self.idp_down, &self.html_replies, &self.truncated_replies]
-                    {
+                    for f in [
+                        &self.s3_down,
+                        &self.sts_down,
+                        &self.idp_down,
+                        &self.html_replies,
+                        &self.truncated_replies,
+                        &self.no_trailing_checksums,
+                    ] {
                         f.store(false, Ordering::SeqCst);
                     }
                     self.latency_ms.store(0, Ordering::SeqCst);

@@ -273,3 +273,33 @@ async fn outage_is_logged_once_and_secrets_never() {
     let debug = format!("{p:?}");
     assert!(!debug.contains(fake_sts::SECRET_KEY) && !debug.contains(fake_sts::SESSION_TOKEN), "{debug}");
 }
+
+/// MinIO's claim mode takes no RoleArn, but AWS-style STS answers MissingParameter to any call
+/// without a RoleSessionName: it is sent every time.
+#[tokio::test]
+async fn claim_mode_sends_a_role_session_name_too() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let sts = FakeSts::start(Duration::ZERO, move |form| {
+        *s.lock().unwrap() = form.to_vec();
+        (200, fake_sts::ok_reply("AK", Duration::from_secs(900)))
+    })
+    .await;
+    let settings = StsSettings {
+        endpoint: sts.endpoint.clone(),
+        client_id: "c".into(),
+        role_arn: None,
+        role_session_name: "ssofs-test".into(),
+        duration_seconds: None,
+        policy: None,
+        ca_file: None,
+        insecure_tls: false,
+    };
+    let client = StsClient::new(settings).unwrap();
+    let token = crate::identity::WebIdentityToken::new("t".into(), std::time::SystemTime::now());
+    client.assume_role(&token).await.unwrap();
+    let form = seen.lock().unwrap().clone();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("RoleSessionName").as_deref(), Some("ssofs-test"));
+    assert_eq!(get("RoleArn"), None);
+}

@@ -68,4 +68,10 @@ pub fn s3_config(provider: &CredentialProvider, endpoint: &str) -> aws_sdk_s3::c
         .force_path_style(true)
         .identity_cache(aws_sdk_s3::config::IdentityCache::no_cache())
         .credentials_provider(provider.clone())
+        // Flexible checksums only where an operation requires them: by default the SDK sends every
+        // body as aws-chunked with a CRC32 trailer, which servers from before trailing checksums
+        // refuse (Ceph RGW 16: 400 XAmzContentSHA256Mismatch on every upload). Uploads carry
+        // Content-MD5 instead (object::s3), which every S3 server verifies.
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
 }

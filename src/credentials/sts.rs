@@ -154,9 +154,11 @@ impl StsClient {
         if let Some(d) = &duration {
             form.push(("DurationSeconds", d));
         }
+        // Always, RoleArn or not: AWS-style STS requires it on every call (MissingParameter
+        // otherwise), and MinIO's claim mode ignores it.
+        form.push(("RoleSessionName", &s.role_session_name));
         if let Some(arn) = &s.role_arn {
             form.push(("RoleArn", arn));
-            form.push(("RoleSessionName", &s.role_session_name));
         }
         if let Some(p) = &s.policy {
             form.push(("Policy", p));

@@ -174,10 +174,8 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
     assert_eq!(err.errno(), libc::EACCES);
     // Refused by the policy: kept in refused/ for `recover --export`, not a crash leftover.
     let refused_dir = fs.config().staging_dir.join("refused");
-    let staged: Vec<_> = std::fs::read_dir(&refused_dir)
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
-        .collect();
+    let staged: Vec<_> =
+        std::fs::read_dir(&refused_dir).unwrap().filter_map(|e| std::fs::read(e.unwrap().path()).ok()).collect();
     assert!(staged.iter().any(|b| b == b"precious"), "the written bytes are still on disk");
     assert_eq!(crate::fs::staging::refused(&fs.config().staging_dir).len(), 1);
     assert!(crate::recover::report(&fs.config().staging_dir).is_none(), "not reported at every mount");

@@ -15,6 +15,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
+use md5::Digest;
 
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 use crate::config::Profile;
@@ -306,14 +307,16 @@ impl ObjectClient for S3ObjectClient {
         if size > SINGLE_PUT_MAX {
             return self.put_multipart(bucket, key, path, size).await;
         }
+        let md5 = md5_of(path, 0, size).await.map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?;
         let out = self
             .provider
             .with_fresh_credentials(|| async {
                 let body = ByteStream::from_path(path).await.map_err(SdkError::construction_failure)?;
-                self.client.put_object().bucket(bucket).key(key).body(body).send().await
+                self.client.put_object().bucket(bucket).key(key).body(body).content_md5(base64_md5(&md5)).send().await
             })
             .await
             .map_err(map_err)?;
+        check_etag(key, &md5, out.e_tag());
         written(key, size, out.e_tag())
     }
 
@@ -322,7 +325,14 @@ impl ObjectClient for S3ObjectClient {
         let out = self
             .provider
             .with_fresh_credentials(|| {
-                self.client.put_object().bucket(bucket).key(key).body(ByteStream::from(body.clone())).send()
+                let md5 = base64_md5(&md5::Md5::digest(&body).into());
+                self.client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(ByteStream::from(body.clone()))
+                    .content_md5(md5)
+                    .send()
             })
             .await
             .map_err(map_err)?;
@@ -349,6 +359,47 @@ impl ObjectClient for S3ObjectClient {
     }
 }
 
+/// MD5 of bytes `offset..offset+len` of the file at `path` (a `/proc/self/fd/N` link), read in a
+/// blocking task: a second pass over data just written, from the page cache (MD5 runs at about
+/// 600 MB/s on one core, so 16 MiB costs some 27 ms, small beside sending it).
+async fn md5_of(path: &Path, offset: u64, len: u64) -> std::io::Result<[u8; 16]> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(&path)?;
+        let mut hash = md5::Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut pos, end) = (offset, offset + len);
+        while pos < end {
+            let want = buf.len().min((end - pos) as usize);
+            let n = file.read_at(&mut buf[..want], pos)?;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the staged file shrank"));
+            }
+            hash.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok(hash.finalize().into())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn base64_md5(md5: &[u8; 16]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(md5)
+}
+
+/// The server verified Content-MD5 already; a single-part ETag that is an MD5 of other bytes is
+/// still worth a warning (with SSE-KMS or SSE-C the ETag is not the MD5, so it is not an error).
+fn check_etag(key: &str, md5: &[u8; 16], etag: Option<&str>) {
+    let Some(etag) = etag.map(|e| e.trim_matches('"')) else { return };
+    if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) && !etag.eq_ignore_ascii_case(&hex::encode(md5))
+    {
+        tracing::warn!(key, etag, md5 = %hex::encode(md5), "the server's ETag is not the MD5 of what was sent");
+    }
+}
+
 impl S3ObjectClient {
     /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
     /// parts are left behind.
@@ -369,6 +420,9 @@ impl S3ObjectClient {
                     async move {
                         let offset = i * part_size;
                         let len = part_size.min(size - offset);
+                        let md5 = md5_of(path, offset, len)
+                            .await
+                            .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?;
                         let out = self
                             .provider
                             .with_fresh_credentials(|| async {
@@ -386,6 +440,7 @@ impl S3ObjectClient {
                                     .upload_id(&upload_id)
                                     .part_number(i as i32 + 1)
                                     .body(body)
+                                    .content_md5(base64_md5(&md5))
                                     .send()
                                     .await
                             })

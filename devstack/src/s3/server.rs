@@ -87,6 +87,23 @@ impl Front {
         }
         let truncate = self.faults.truncated_replies.load(Ordering::SeqCst);
         let sts = is_sts(&req);
+        let trailer = req
+            .headers()
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("STREAMING-") && v.ends_with("-TRAILER"));
+        if trailer && self.faults.no_trailing_checksums.load(Ordering::SeqCst) {
+            // What RGW 16 answers (rgw_auth_s3.cc cannot verify a trailer it does not know).
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>XAmzContentSHA256Mismatch</Code><Message></Message><Resource>{path}</Resource><RequestId>devstack</RequestId></Error>"
+            );
+            self.record(&method, path, query, String::new(), String::new(), 400);
+            return Ok(Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .header("content-type", "application/xml")
+                .body(boxed(Body::from(xml)))
+                .expect("static response parts"));
+        }
         let injected = if sts && self.faults.sts_down.load(Ordering::SeqCst) {
             Some(("AssumeRoleWithWebIdentity", "ServiceUnavailable", "STS is unavailable (devstack fault)."))
         } else if !sts && Faults::roll(&self.faults.slowdown_permille) {
