@@ -115,6 +115,17 @@ fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// A failed operation's errno, logged once here: at WARN with the error (the S3 error included), or
+/// at DEBUG for answers that are routine (a name that does not exist, already exists, a directory
+/// not empty).
+fn failed(op: &'static str, e: &FsError) -> Errno {
+    match e {
+        FsError::NotFound | FsError::Exists | FsError::NotEmpty => tracing::debug!(op, error = %e, "operation failed"),
+        _ => tracing::warn!(op, error = %e, errno = e.errno(), "operation failed"),
+    }
+    errno(e)
+}
+
 fn to_attr(s: &Stat) -> FileAttr {
     FileAttr {
         ino: INodeNo(s.ino),
@@ -168,7 +179,7 @@ impl Filesystem for FuseAdapter {
                     fs.remember(stat.ino);
                     reply.entry(&ttl, &to_attr(&stat), Generation(0));
                 }
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("lookup", &e)),
             }
         });
     }
@@ -189,7 +200,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.getattr(ino.0).await {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("getattr", &e)),
             }
         });
     }
@@ -231,7 +242,7 @@ impl Filesystem for FuseAdapter {
             };
             match result {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("getattr", &e)),
             }
         });
     }
@@ -252,7 +263,7 @@ impl Filesystem for FuseAdapter {
                     fs.remember(stat.ino);
                     reply.entry(&ttl, &to_attr(&stat), Generation(0));
                 }
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("mkdir", &e)),
             }
         });
     }
@@ -269,7 +280,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.unlink(parent.0, &name).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("unlink", &e)),
             }
         });
     }
@@ -286,7 +297,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.rmdir(parent.0, &name).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("rmdir", &e)),
             }
         });
     }
@@ -312,7 +323,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.rename(parent.0, &name, newparent.0, &newname).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("rmdir", &e)),
             }
         });
     }
@@ -332,7 +343,7 @@ impl Filesystem for FuseAdapter {
                     let flags = if fs.keep_cache(fh) { open_flags | FopenFlags::FOPEN_KEEP_CACHE } else { open_flags };
                     reply.opened(handle(slot, fh), flags)
                 }
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("open", &e)),
             }
         });
     }
@@ -355,7 +366,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.read(fh, offset, size).await {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("open", &e)),
             }
         });
     }
@@ -380,7 +391,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.write(fh, offset, &data).await {
                 Ok(n) => reply.written(n),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("open", &e)),
             }
         });
     }
@@ -393,7 +404,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.flush(fh).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("flush", &e)),
             }
         });
     }
@@ -419,7 +430,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.release(fh).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("fsync", &e)),
             }
         });
     }
@@ -450,7 +461,7 @@ impl Filesystem for FuseAdapter {
                     fs.remember(stat.ino);
                     reply.created(&ttl, &to_attr(&stat), Generation(0), handle(slot, fh), open_flags);
                 }
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("fsync", &e)),
             }
         });
     }
@@ -478,7 +489,7 @@ impl Filesystem for FuseAdapter {
                     dirs.lock().unwrap().insert(fh, Arc::new(entries));
                     reply.opened(FileHandle(fh), FopenFlags::empty());
                 }
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(failed("opendir", &e)),
             }
         });
     }

@@ -687,7 +687,13 @@ impl Fs {
             let to = format!("{}{new_name}/", to_dir.key);
             for key in self.all_keys(&bucket, &from).await? {
                 let dest = format!("{to}{}", &key[from.len()..]);
-                self.client.copy(&bucket, &key, &dest).await?;
+                if key.ends_with('/') {
+                    // A directory marker (mkdir's empty `dir/`) is made again, not copied: some servers
+                    // refuse CopyObject of such keys, which would fail the whole `mv`.
+                    self.client.put_bytes(&bucket, &dest, Bytes::new()).await?;
+                } else {
+                    self.client.copy(&bucket, &key, &dest).await?;
+                }
             }
             for key in self.all_keys(&bucket, &from).await? {
                 self.client.delete(&bucket, &key).await?;

@@ -433,3 +433,22 @@ mod model {
         }
     }
 }
+
+/// Servers that refuse CopyObject of a `dir/` marker must not fail the `mv` of a directory made by
+/// mkdir: markers are made again with an empty PUT.
+#[tokio::test]
+async fn a_directory_made_by_mkdir_is_renamed_where_marker_copies_are_refused() {
+    let (c, fs) = setup("marker-mv");
+    c.refuse_marker_copies();
+    let data = path(&fs, &["data"]).await.unwrap();
+    let d = fs.mkdir(data.ino, "made").await.unwrap();
+    fs.mkdir(d.ino, "inner").await.unwrap();
+    let (_, fh) = fs.create(d.ino, "f.txt").await.unwrap();
+    fs.write(fh, 0, b"x").await.unwrap();
+    fs.release(fh).await.unwrap();
+    fs.rename(data.ino, "made", data.ino, "moved").await.unwrap();
+    let keys = c.keys("data");
+    assert!(keys.contains(&"moved/".to_string()) && keys.contains(&"moved/inner/".to_string()), "{keys:?}");
+    assert_eq!(c.object("data", "moved/f.txt").unwrap().as_ref(), b"x");
+    assert!(!keys.iter().any(|k| k.starts_with("made/")), "{keys:?}");
+}

@@ -19,6 +19,8 @@ type Objects = BTreeMap<String, (Bytes, ObjectInfo)>;
 pub struct MockObjectClient {
     buckets: Mutex<BTreeMap<String, Objects>>,
     read_only: Mutex<HashSet<String>>,
+    /// CopyObject of a `dir/` marker answers NotFound, as some servers do for such keys.
+    refuse_marker_copies: std::sync::atomic::AtomicBool,
     page_size: usize,
     version: AtomicU64,
     /// Requests served, by operation name, for tests that count them.
@@ -41,6 +43,11 @@ impl MockObjectClient {
     /// Writes to this bucket fail with AccessDenied, as for a read-only policy.
     pub fn deny_writes(&self, bucket: &str) {
         self.read_only.lock().unwrap().insert(bucket.to_string());
+    }
+
+    /// CopyObject of keys ending in `/` fails with NotFound from now on.
+    pub fn refuse_marker_copies(&self) {
+        self.refuse_marker_copies.store(true, Ordering::SeqCst);
     }
 
     pub fn object(&self, bucket: &str, key: &str) -> Option<Bytes> {
@@ -178,6 +185,9 @@ impl ObjectClient for MockObjectClient {
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
         self.count("CopyObject");
         self.check_write(bucket)?;
+        if from.ends_with('/') && self.refuse_marker_copies.load(Ordering::SeqCst) {
+            return Err(ObjectError::NotFound);
+        }
         let body = self.object(bucket, from).ok_or(ObjectError::NotFound)?;
         self.insert(bucket, to, body);
         Ok(())
