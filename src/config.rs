@@ -55,6 +55,7 @@ struct ProfileFile {
     accept_v1_issuer: Option<bool>,
     insecure_tls: Option<bool>,
     op_timeout: Option<f64>,
+    buckets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +87,8 @@ pub struct Profile {
     pub insecure_tls: bool,
     /// How long one S3 operation may take, retries included, before the caller gets an error.
     pub op_timeout: Option<Duration>,
+    /// Buckets (`name` or `name/prefix`) shown at the root besides what ListBuckets returns.
+    pub buckets: Vec<String>,
 }
 
 /// Where configuration comes from; tests point these at temp files.
@@ -211,6 +214,7 @@ fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
         accept_v1_issuer: over.accept_v1_issuer.or(base.accept_v1_issuer),
         insecure_tls: over.insecure_tls.or(base.insecure_tls),
         op_timeout: over.op_timeout.or(base.op_timeout),
+        buckets: over.buckets.or(base.buckets),
     }
 }
 
@@ -257,6 +261,9 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     if let Some(endpoint) = &p.endpoint {
         check_endpoint(endpoint).map_err(invalid)?;
     }
+    let buckets = p.buckets.unwrap_or_default();
+    crate::fs::named::BucketPath::parse_all(buckets.iter().map(String::as_str))
+        .map_err(|e| invalid(format!("buckets: {e}")))?;
     let op_timeout = match p.op_timeout {
         None => None,
         Some(s) if s.is_finite() && (1.0..=3600.0).contains(&s) => Some(Duration::from_secs_f64(s)),
@@ -275,6 +282,7 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
         accept_v1_issuer: p.accept_v1_issuer.unwrap_or(false),
         insecure_tls: p.insecure_tls.unwrap_or(false),
         op_timeout,
+        buckets,
     })
 }
 

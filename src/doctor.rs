@@ -636,6 +636,7 @@ mod tests {
             accept_v1_issuer: false,
             insecure_tls: false,
             op_timeout: None,
+            buckets: Vec::new(),
         };
         let run = |claims: Value| {
             let mut w = Walk { checks: Vec::new() };

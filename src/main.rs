@@ -186,8 +186,9 @@ enum Command {
 
 #[derive(Args)]
 struct MountArgs {
-    /// S3 endpoint URL overriding the profile's (optional), then the directory to mount on.
-    #[arg(value_name = "[ENDPOINT] MOUNTPOINT", num_args = 1..=2, required = true)]
+    /// What to mount (optional): an S3 endpoint URL overriding the profile's, or `s3://BUCKET[/PREFIX]`
+    /// to mount one bucket or prefix at the mountpoint itself; then the directory to mount on.
+    #[arg(value_name = "[ENDPOINT|s3://BUCKET[/PREFIX]] MOUNTPOINT", num_args = 1..=2, required = true)]
     targets: Vec<String>,
     /// Mount options, comma-separated; may be repeated.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
@@ -407,14 +408,23 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Mount(args) => {
             let mut targets = args.targets;
             let mountpoint = PathBuf::from(targets.pop().unwrap_or_default());
-            if let Some(endpoint) = targets.pop() {
-                ssofs::config::check_endpoint(&endpoint)?;
-                profile.endpoint = Some(endpoint);
+            let mut options = mount_options.unwrap_or_default();
+            match targets.pop() {
+                // One bucket, or a prefix of one, as the mount's root (the profile's endpoint).
+                Some(source) if source.starts_with("s3://") => {
+                    ssofs::fs::named::BucketPath::parse(&source)?;
+                    options.root_bucket = Some(source);
+                }
+                Some(endpoint) => {
+                    ssofs::config::check_endpoint(&endpoint)?;
+                    profile.endpoint = Some(endpoint);
+                }
+                None => {}
             }
             ssofs::mount::run(ssofs::mount::MountRequest {
                 profile,
                 mountpoint,
-                options: mount_options.unwrap_or_default(),
+                options,
                 foreground: args.foreground,
                 token_dir: store_dir,
             })

@@ -1,10 +1,11 @@
 //! `ssofs login --browser`: authorization code + PKCE on a loopback redirect, driven headlessly through
-//! `$BROWSER` set to a script that does what a browser does (follow the authorize redirect to the
-//! loopback URL). The devstack signs in its auto-approve user or the `login_hint` user.
+//! `$BROWSER` set to a script that does what a browser does (open what ssofs hands it, the authorize
+//! URL or a local page redirecting there, and follow the authorize redirect to the loopback URL). The
+//! devstack signs in its auto-approve user or the `login_hint` user.
 
 mod identity_support;
 
-use identity_support::{Stack, curl_browser, script, text};
+use identity_support::{Stack, browser_script, curl_browser, text};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_sign_in_with_pkce_stores_verified_tokens() {
@@ -74,19 +75,45 @@ async fn no_answer_from_the_browser_times_out_with_advice() {
     stack.running.shutdown().await;
 }
 
+/// A request to the loopback port with another state (a stale tab, or a page on another site forging
+/// the redirect to log the user in as someone else) is answered 400 and ends nothing: ssofs keeps
+/// waiting for the redirect of its own sign-in, which then succeeds.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_redirect_with_another_state_is_refused() {
+async fn a_redirect_with_another_state_is_answered_400_and_the_sign_in_goes_on() {
     let stack = Stack::start("browser-state", |c| c.auto_approve = Some("alice".into())).await;
-    let forger = script(
+    let forged = stack.dir.join("forged-status");
+    let forger = browser_script(
         &stack.dir,
         "forge-state.sh",
-        "#!/bin/sh\nloc=$(curl -s -o /dev/null -w '%{redirect_url}' \"$1\")\n\
-         loc=$(echo \"$loc\" | sed 's/state=[^&]*/state=forged/')\ncurl -s \"$loc\" > /dev/null\n",
+        &format!(
+            "url=$(auth_url \"$1\")\nloc=$(curl -s --max-time 20 -o /dev/null -w '%{{redirect_url}}' \"$url\")\n\
+             bad=$(echo \"$loc\" | sed 's/state=[^&]*/state=forged/')\n\
+             curl -s --max-time 20 -o /dev/null -w '%{{http_code}}' \"$bad\" > {forged}\n\
+             curl -s --max-time 20 \"$loc\" > /dev/null\n",
+            forged = forged.display()
+        ),
     );
     let out = stack.run(&["login", "--timeout", "20"], &[("BROWSER", forger.to_str().unwrap())]).await;
+    assert!(out.status.success(), "the forged redirect must not end the sign-in: {}", text(&out));
+    assert!(text(&out).contains("Signed in as alice"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&forged).unwrap(), "400", "the forged redirect is refused");
+    assert!(stack.token_file("devstack").exists());
+    stack.running.shutdown().await;
+}
+
+/// Only a forged redirect comes back: nothing is stored, and ssofs gives up at its timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_forged_redirect_signs_nobody_in() {
+    let stack = Stack::start("browser-state-only", |c| c.auto_approve = Some("alice".into())).await;
+    let forger = browser_script(
+        &stack.dir,
+        "forge-state.sh",
+        "url=$(auth_url \"$1\")\nloc=$(curl -s --max-time 20 -o /dev/null -w '%{redirect_url}' \"$url\")\n\
+         loc=$(echo \"$loc\" | sed 's/state=[^&]*/state=forged/')\ncurl -s --max-time 20 \"$loc\" > /dev/null\n",
+    );
+    let out = stack.run(&["login", "--timeout", "5"], &[("BROWSER", forger.to_str().unwrap())]).await;
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("state that does not belong to this sign-in"), "{err}");
+    assert!(!text(&out).contains("Signed in"), "{}", text(&out));
     assert!(!stack.token_file("devstack").exists(), "nothing stored");
     stack.running.shutdown().await;
 }
@@ -96,11 +123,11 @@ async fn a_redirect_with_another_state_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_error_redirect_is_explained() {
     let stack = Stack::start("browser-error", |_| {}).await;
-    let refuser = script(
+    let refuser = browser_script(
         &stack.dir,
         "refuse.sh",
-        "#!/bin/sh\nstate=$(echo \"$1\" | sed -n 's/.*[?&]state=\\([^&]*\\).*/\\1/p')\n\
-         redirect=$(echo \"$1\" | sed -n 's/.*[?&]redirect_uri=\\([^&]*\\).*/\\1/p' | sed 's/%3A/:/g; s/%2F/\\//g')\n\
+        "url=$(auth_url \"$1\")\nstate=$(echo \"$url\" | sed -n 's/.*[?&]state=\\([^&]*\\).*/\\1/p')\n\
+         redirect=$(echo \"$url\" | sed -n 's/.*[?&]redirect_uri=\\([^&]*\\).*/\\1/p' | sed 's/%3A/:/g; s/%2F/\\//g')\n\
          curl -s \"${redirect}?error=consent_required&error_description=AADSTS65001%3A+The+user+or+administrator+has+not+consented&state=${state}\" > /dev/null\n",
     );
     let out = stack.run(&["login", "--timeout", "20"], &[("BROWSER", refuser.to_str().unwrap())]).await;

@@ -32,6 +32,9 @@ pub struct Faults {
     /// `XAmzContentSHA256Mismatch`, as Ceph RGW before 18 and MinIO before RELEASE.2023-06 do: the
     /// servers in the field that predate trailing checksums.
     pub no_trailing_checksums: AtomicBool,
+    /// ListBuckets answers an empty list, as Ceph RGW does for a federated user who owns no bucket
+    /// (RGW lists only the caller's own buckets, whatever the role's policy allows).
+    pub owned_buckets_only: AtomicBool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +48,7 @@ pub struct FaultSettings {
     pub html_replies: bool,
     pub truncated_replies: bool,
     pub no_trailing_checksums: bool,
+    pub owned_buckets_only: bool,
 }
 
 impl Faults {
@@ -59,6 +63,7 @@ impl Faults {
             html_replies: self.html_replies.load(Ordering::SeqCst),
             truncated_replies: self.truncated_replies.load(Ordering::SeqCst),
             no_trailing_checksums: self.no_trailing_checksums.load(Ordering::SeqCst),
+            owned_buckets_only: self.owned_buckets_only.load(Ordering::SeqCst),
         }
     }
 
@@ -85,6 +90,7 @@ impl Faults {
                 "html_replies" => self.html_replies.store(flag()?, Ordering::SeqCst),
                 "truncated_replies" => self.truncated_replies.store(flag()?, Ordering::SeqCst),
                 "no_trailing_checksums" => self.no_trailing_checksums.store(flag()?, Ordering::SeqCst),
+                "owned_buckets_only" => self.owned_buckets_only.store(flag()?, Ordering::SeqCst),
                 "reset" => {
                     for f in [
                         &self.s3_down,
@@ -93,6 +99,7 @@ impl Faults {
                         &self.html_replies,
                         &self.truncated_replies,
                         &self.no_trailing_checksums,
+                        &self.owned_buckets_only,
                     ] {
                         f.store(false, Ordering::SeqCst);
                     }

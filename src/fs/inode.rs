@@ -85,6 +85,16 @@ impl InodeTable {
         InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new() }
     }
 
+    /// A table whose root is one bucket (or a prefix of it) rather than the list of buckets.
+    pub fn with_root_bucket(bucket: &str, prefix: &str) -> Self {
+        let mut t = InodeTable::new();
+        if let Some(root) = t.by_ino.get_mut(&ROOT) {
+            root.bucket = bucket.to_string();
+            root.key = prefix.to_string();
+        }
+        t
+    }
+
     pub fn get(&self, ino: u64) -> Option<&Inode> {
         self.by_ino.get(&ino)
     }
@@ -105,9 +115,13 @@ impl InodeTable {
             // The parent was forgotten concurrently; still hand out a usable inode.
             return self.insert_new(parent, name, kind, String::new(), String::new(), attr);
         };
-        let bucket = if p.kind == Kind::Root { name.to_string() } else { p.bucket.clone() };
+        // Below a root that lists buckets, a child names its bucket; below a root that is one bucket
+        // (or anything else), children are in the parent's bucket.
+        let bucket = if p.kind == Kind::Root && p.bucket.is_empty() { name.to_string() } else { p.bucket.clone() };
         let key = match kind {
-            Kind::Root | Kind::Bucket => String::new(),
+            Kind::Root => String::new(),
+            // A named prefix of a bucket lists only below it.
+            Kind::Bucket => key.unwrap_or_default(),
             Kind::Dir => format!("{}{name}/", p.key),
             Kind::File => key.unwrap_or_else(|| p.child_key(name)),
         };

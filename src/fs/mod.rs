@@ -7,6 +7,7 @@ pub mod disk_cache;
 pub mod error;
 pub mod inode;
 pub(crate) mod listing;
+pub mod named;
 pub mod names;
 pub mod read;
 pub mod staging;
@@ -46,6 +47,10 @@ pub struct FsConfig {
     /// At most this many bytes staged (writes in progress plus files kept from failed uploads);
     /// beyond it writes fail with ENOSPC. Unbounded when `None`.
     pub staging_quota: Option<u64>,
+    /// Buckets (or prefixes) shown at the root besides what ListBuckets returns.
+    pub named_buckets: Vec<named::BucketPath>,
+    /// One bucket (or prefix) mounted as the root itself (`s3://bucket/prefix` as the source).
+    pub root_bucket: Option<named::BucketPath>,
 }
 
 /// A multi-user mount stages every user's writes on root's filesystem: each user gets this much
@@ -69,6 +74,8 @@ impl FsConfig {
             read_only: false,
             staging_dir,
             staging_quota: None,
+            named_buckets: Vec::new(),
+            root_bucket: None,
         }
     }
 }
@@ -184,7 +191,10 @@ impl Fs {
             cache: Arc::new(cache),
             read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
             state: Mutex::new(State {
-                inodes: InodeTable::new(),
+                inodes: match &config.root_bucket {
+                    Some(root) => InodeTable::with_root_bucket(&root.bucket, &root.prefix),
+                    None => InodeTable::new(),
+                },
                 listings: HashMap::new(),
                 negative: HashMap::new(),
                 handles: HashMap::new(),
@@ -259,14 +269,22 @@ impl Fs {
             return Ok(l.clone());
         }
         let entries = match dir.kind {
+            // One bucket mounted as the root: its listing.
+            Kind::Root if !dir.bucket.is_empty() => self.list_dir(&dir.bucket, &dir.key).await?,
             Kind::Root => match self.client.list_buckets().await {
-                Ok(buckets) => buckets
-                    .into_iter()
-                    .filter(|b| names::usable(b))
-                    .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) })
-                    .collect(),
-                // MinIO answers AccessDenied when no bucket is visible: an empty root.
-                Err(ObjectError::AccessDenied) => Vec::new(),
+                Ok(buckets) => self.with_named_buckets(
+                    buckets
+                        .into_iter()
+                        .filter(|b| names::usable(b))
+                        .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) }),
+                ),
+                // MinIO answers AccessDenied when no bucket is visible: an empty root, or the named ones.
+                Err(ObjectError::AccessDenied) => self.with_named_buckets(std::iter::empty()),
+                // A server that does not list buckets for this identity at all: the named ones are enough.
+                Err(e) if !self.config.named_buckets.is_empty() && !matches!(e, ObjectError::NoCredentials(_)) => {
+                    tracing::debug!(error = %e, "ListBuckets failed; showing the named buckets");
+                    self.with_named_buckets(std::iter::empty())
+                }
                 // Without credentials (renewal failing, or none to be had): the buckets seen last stay
                 // listed, so operations below them say EACCES rather than "no such file"; an identity
                 // that never had credentials (no policy, no login) sees an empty root. The credentials
@@ -283,6 +301,24 @@ impl Fs {
         let listing = Listing { entries, fetched: Instant::now() };
         self.state.lock().unwrap().listings.insert(dir.ino, listing.clone());
         Ok(listing)
+    }
+
+    /// The root's entries: the named buckets (a prefix shows as its bucket's name and lists only
+    /// below it), then the listed buckets not named.
+    fn with_named_buckets(&self, listed: impl Iterator<Item = Entry>) -> Vec<Entry> {
+        let named = &self.config.named_buckets;
+        let mut entries: Vec<Entry> = named
+            .iter()
+            .map(|n| Entry {
+                kind: Kind::Bucket,
+                key: (!n.prefix.is_empty()).then(|| n.prefix.clone()),
+                ..Entry::dir(&n.bucket)
+            })
+            .collect();
+        entries.extend(listed.filter(|e| !named.iter().any(|n| n.bucket == e.name)));
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        entries
     }
 
     /// Lists one prefix completely (all pages) into directory entries.
@@ -334,7 +370,8 @@ impl Fs {
             let st = self.state.lock().unwrap();
             st.listings.get(&parent).filter(|l| l.fetched.elapsed() < self.config.dir_ttl).cloned()
         };
-        if let Some(listing) = cached.or(if dir.kind == Kind::Root { Some(self.listing(&dir).await?) } else { None }) {
+        let lists_buckets = dir.kind == Kind::Root && dir.bucket.is_empty();
+        if let Some(listing) = cached.or(if lists_buckets { Some(self.listing(&dir).await?) } else { None }) {
             let Some(e) = listing.entries.iter().find(|e| e.name == name) else {
                 return Err(FsError::NotFound);
             };
@@ -596,6 +633,7 @@ impl Fs {
         let dir = self.inode(parent)?;
         match dir.kind {
             Kind::Bucket | Kind::Dir => Ok(dir),
+            Kind::Root if !dir.bucket.is_empty() => Ok(dir),
             Kind::Root => Err(FsError::Access("buckets cannot be created or removed through the mount".into())),
             Kind::File => Err(FsError::NotDir),
         }

@@ -248,11 +248,15 @@ pub fn staging_dir(opts: &MountOptions) -> PathBuf {
     base.join("staging")
 }
 
-fn fs_config(opts: &MountOptions) -> Result<FsConfig, String> {
+fn fs_config(opts: &MountOptions, profile: &Profile) -> Result<FsConfig, String> {
+    use crate::fs::named::BucketPath;
     // Private all the way up, checked once; the canonical path is used from here on.
     let dir = crate::untrusted::private_dir(&staging_dir(opts)).map_err(|e| format!("staging directory: {e}"))?;
     let mut c = FsConfig::new(dir);
     c.staging_quota = opts.staging_quota;
+    c.named_buckets = BucketPath::parse_all(profile.buckets.iter().map(String::as_str))
+        .map_err(|e| format!("profile {}: buckets: {e}", profile.name))?;
+    c.root_bucket = opts.root_bucket.as_deref().map(BucketPath::parse).transpose()?;
     c.uid = opts.uid.unwrap_or(c.uid);
     c.gid = opts.gid.unwrap_or(c.gid);
     c.file_mode = opts.file_mode.unwrap_or(c.file_mode);
@@ -288,7 +292,7 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         // This process will hold every user's refresh token: no core file, no ptrace or /proc
         // access by anyone but root.
         crate::untrusted::no_core_dumps().map_err(|e| format!("cannot disable core dumps: {e}"))?;
-        let users = Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options)?));
+        let users = Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options, &profile)?));
         let sweeper = users.clone();
         rt.spawn(async move {
             loop {
@@ -301,8 +305,10 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         });
         users
     } else {
-        let fs =
-            Arc::new(Fs::new(single_user_client(&rt, &profile, &endpoint, &req.token_dir)?, fs_config(&req.options)?));
+        let fs = Arc::new(Fs::new(
+            single_user_client(&rt, &profile, &endpoint, &req.token_dir)?,
+            fs_config(&req.options, &profile)?,
+        ));
         Arc::new(SingleUser(fs))
     };
     let adapter = FuseAdapter::new(resolver.clone(), rt.handle().clone());

@@ -41,6 +41,11 @@ pub struct MountOptions {
     pub op_timeout: Option<Duration>,
     /// `insecure_tls`: accept any TLS certificate (IdP, STS, S3). Never the default.
     pub insecure_tls: bool,
+    /// `buckets=a:b/prefix`: buckets (or prefixes) shown at the root besides what ListBuckets
+    /// returns; replaces the profile's `buckets`.
+    pub buckets: Option<Vec<String>>,
+    /// Not an `-o` option: the mount source `s3://bucket[/prefix]`, mounted as the root itself.
+    pub root_bucket: Option<String>,
 }
 
 impl MountOptions {
@@ -55,6 +60,9 @@ impl MountOptions {
         }
         if self.insecure_tls {
             profile.insecure_tls = true;
+        }
+        if let Some(buckets) = &self.buckets {
+            profile.buckets = buckets.clone();
         }
     }
 }
@@ -159,6 +167,11 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 let v = need(value, name)?;
                 o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
             }
+            "buckets" => {
+                let v = need(value, name)?;
+                crate::fs::named::BucketPath::parse_all(v.split(':')).map_err(|e| bad(v, &e))?;
+                o.buckets = Some(v.split(':').filter(|b| !b.is_empty()).map(String::from).collect());
+            }
             "staging_quota" => {
                 let v = need(value, name)?;
                 o.staging_quota = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
@@ -192,7 +205,7 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             _ => {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, disk_cache_size, staging_quota, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
+                     cache_size, cache_dir, disk_cache_size, staging_quota, buckets, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
                      config, state_dir, log_level, log_file, multiuser, op_timeout, insecure_tls \
                      (see `ssofs mount --help`)"
                 ));
@@ -272,6 +285,7 @@ mod tests {
             accept_v1_issuer: false,
             insecure_tls: false,
             op_timeout: Some(Duration::from_secs(60)),
+            buckets: Vec::new(),
         };
         p("").unwrap().apply_to(&mut profile);
         assert_eq!(

@@ -118,14 +118,37 @@ pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Shell for a fake `$BROWSER`: `auth_url "$1"` prints the authorize URL whichever way ssofs hands
+/// it over: the URL itself (on the browser's command line, as older ssofs did), or a local HTML page
+/// (a path or a `file://` URL) that redirects to it with a meta refresh or a script. From a page it
+/// takes the first `http(s)://` URL, preferring one with a `client_id=`, with `&amp;` (and the other
+/// spellings of `&`) unescaped.
+pub const AUTH_URL_SH: &str = r#"auth_url() {
+  case "$1" in
+    http://*|https://*) printf '%s\n' "$1"; return ;;
+  esac
+  f=${1#file://}
+  urls=$(grep -o 'https\{0,1\}://[^"'"'"' <>]*' "$f" | sed 's/&amp;/\&/g; s/&#38;/\&/g; s/&#x26;/\&/g; s/\\u0026/\&/g')
+  u=$(printf '%s\n' "$urls" | grep -m1 'client_id=')
+  [ -n "$u" ] || u=$(printf '%s\n' "$urls" | head -n1)
+  printf '%s\n' "$u"
+}
+"#;
+
+/// A `$BROWSER` script: `#!/bin/sh`, [`AUTH_URL_SH`], then `body` (which may use `auth_url "$1"`).
+pub fn browser_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    script(dir, name, &format!("#!/bin/sh\n{AUTH_URL_SH}{body}"))
+}
+
 /// A `$BROWSER` that signs in headlessly: fetch the authorize URL without following the redirect,
 /// then call the loopback Location it points at, as a browser would.
 pub fn curl_browser(dir: &Path) -> PathBuf {
-    script(
+    browser_script(
         dir,
         "browser.sh",
-        "#!/bin/sh\nloc=$(curl -s -o /dev/null -w '%{redirect_url}' \"$1\")\n[ -n \"$loc\" ] || exit 1\n\
-         curl -s \"$loc\" > \"$(dirname \"$0\")/loopback-page.html\"\n",
+        "url=$(auth_url \"$1\")\n[ -n \"$url\" ] || exit 1\n\
+         loc=$(curl -s --max-time 20 -o /dev/null -w '%{redirect_url}' \"$url\")\n[ -n \"$loc\" ] || exit 1\n\
+         curl -s --max-time 20 \"$loc\" > \"$(dirname \"$0\")/loopback-page.html\"\n",
     )
 }
 

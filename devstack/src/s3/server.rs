@@ -104,6 +104,15 @@ impl Front {
                 .body(boxed(Body::from(xml)))
                 .expect("static response parts"));
         }
+        if !sts && method == Method::GET && path == "/" && self.faults.owned_buckets_only.load(Ordering::SeqCst) {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>federated</ID><DisplayName>federated</DisplayName></Owner><Buckets></Buckets></ListAllMyBucketsResult>".to_string();
+            self.record(&method, path, query, "ListBuckets".into(), signed_access_key(&req).unwrap_or_default(), 200);
+            return Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/xml")
+                .body(boxed(Body::from(xml)))
+                .expect("static response parts"));
+        }
         let injected = if sts && self.faults.sts_down.load(Ordering::SeqCst) {
             Some(("AssumeRoleWithWebIdentity", "ServiceUnavailable", "STS is unavailable (devstack fault)."))
         } else if !sts && Faults::roll(&self.faults.slowdown_permille) {
