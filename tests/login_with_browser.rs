@@ -137,3 +137,27 @@ async fn an_error_redirect_is_explained() {
     assert!(err.contains("administrator must grant consent"), "{err}");
     stack.running.shutdown().await;
 }
+
+/// A connection to the loopback port that never sends a request (a port scanner, another user's
+/// stalled client) must not hold up the browser's: connections are served concurrently.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_connection_does_not_hold_up_the_sign_in() {
+    let stack = Stack::start("browser-stalled", |c| c.auto_approve = Some("alice".into())).await;
+    let browser = browser_script(
+        &stack.dir,
+        "stalling-browser.sh",
+        "url=$(auth_url \"$1\")\n[ -n \"$url\" ] || exit 1\n\
+         loc=$(curl -s --max-time 20 -o /dev/null -w '%{redirect_url}' \"$url\")\n[ -n \"$loc\" ] || exit 1\n\
+         port=$(printf '%s' \"$loc\" | sed 's#^http://[^:]*:\\([0-9]*\\)/.*#\\1#')\n\
+         # Three connections that say nothing and stay open for 30 s.\n\
+         for i in 1 2 3; do (exec 3<>/dev/tcp/127.0.0.1/$port; sleep 30) & done\n\
+         sleep 0.3\n\
+         curl -s --max-time 20 \"$loc\" > /dev/null\n",
+    );
+    // Served one at a time, each stalled connection would hold the listener for its 10 s read
+    // timeout: 30 s, beyond the 8 s this sign-in may take.
+    let out = stack.run(&["login", "--timeout", "8"], &[("BROWSER", &format!("bash {}", browser.display()))]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Signed in as alice"), "{}", text(&out));
+    stack.running.shutdown().await;
+}

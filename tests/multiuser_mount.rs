@@ -53,6 +53,14 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
     let m = mnt.display().to_string();
     let line = mount_support::mount_line(&mnt).unwrap();
     assert!(line.contains("allow_other") && line.contains("default_permissions"), "{line}");
+    // The mount (this process) holds every user's refresh token: no core file, not dumpable.
+    // SAFETY: prctl and getrlimit only read process state into values we own.
+    let (dumpable, core) = unsafe {
+        let mut core: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_CORE, &mut core);
+        (libc::prctl(libc::PR_GET_DUMPABLE), core.rlim_cur)
+    };
+    assert_eq!((dumpable, core), (0, 0), "multi-user mounts disable core dumps");
 
     let ls = tokio::task::block_in_place(|| alice.run(&format!("ls {m}")));
     assert_eq!(
