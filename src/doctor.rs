@@ -16,8 +16,8 @@ use ssofs::identity::login::{self, Provider};
 use ssofs::identity::verify::unverified_claims;
 use ssofs::identity::{StoreTokenSource, TokenSource, TokenStore, clock, refresh::DEFAULT_MARGIN};
 use ssofs::mount::MountOptions;
+use ssofs::object::ObjectClient;
 use ssofs::object::s3::{S3ObjectClient, Transport};
-use ssofs::object::{ObjectClient, ObjectError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,8 +174,13 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
     };
     w.pass("discovery", format!("{}/.well-known/openid-configuration answers", profile.issuer));
 
-    // Clocks: the IdP's Date, the S3 endpoint's Date, this machine.
-    let s3_skew = clocks(&profile, &provider, w).await;
+    // The S3 server (its `Server` header) and the clocks: the IdP's Date, the endpoint's, this machine's.
+    let (s3_skew, server) = match &profile.endpoint {
+        Some(endpoint) => endpoint_probe(&profile, endpoint).await,
+        None => (None, ServerKind::Unknown),
+    };
+    w.pass("server", server.describe());
+    clocks(&profile, &provider, s3_skew, &server, w);
 
     // Token: present, refreshed when due, verified.
     let store_dir = match req.state_dir.clone().map(Ok).unwrap_or_else(TokenStore::default_dir) {
@@ -276,7 +281,14 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
         StsToken::IdToken => id_claims.clone(),
         StsToken::AccessToken => unverified_claims(&stored.access_token).unwrap_or_default(),
     };
-    groups(&profile, &sts_claims, w);
+    if matches!(server, ServerKind::MinIO | ServerKind::Unknown) {
+        groups(&profile, &sts_claims, w);
+    } else {
+        w.skip(
+            "groups",
+            &format!("only MinIO maps the groups claim to policies; {} grants access by role", server.name()),
+        );
+    }
 
     // STS.
     let provider = match CredentialProvider::for_profile(&profile, source) {
@@ -317,7 +329,7 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
             return Some(profile);
         }
     };
-    buckets(&s3, req.write_probe, w).await;
+    buckets(&s3, req.write_probe, &server, w).await;
     Some(profile)
 }
 
@@ -369,12 +381,9 @@ fn token_times(claims: &Map<String, Value>, s3_skew: Option<i64>, w: &mut Walk) 
     };
 }
 
-async fn clocks(profile: &Profile, provider: &Provider, w: &mut Walk) -> Option<i64> {
+fn clocks(profile: &Profile, provider: &Provider, s3: Option<i64>, server: &ServerKind, w: &mut Walk) -> Option<i64> {
     let idp = provider.clock_skew;
-    let s3 = match &profile.endpoint {
-        Some(endpoint) => s3_clock_skew(profile, endpoint).await,
-        None => None,
-    };
+    let name = server.name();
     let words = |s: i64| match s {
         0 => "in step with this machine".to_string(),
         s if s > 0 => format!("{s} s ahead of this machine"),
@@ -389,15 +398,18 @@ async fn clocks(profile: &Profile, provider: &Provider, w: &mut Walk) -> Option<
         let apart = i - s;
         if apart.abs() >= IDP_MINIO_TOLERANCE {
             detail.push_str(&format!(
-                ": the identity provider is {} s {} MinIO, and MinIO checks token times (iat, nbf, exp) with zero leeway",
+                ": the identity provider is {} s {} {name}, which checks token times (iat, nbf, exp){}",
                 apart.abs(),
-                if apart > 0 { "ahead of" } else { "behind" }
+                if apart > 0 { "ahead of" } else { "behind" },
+                if *server == ServerKind::MinIO { " with zero leeway" } else { "" }
             ));
             w.fail(
                 "clock",
                 detail,
-                "synchronise the clocks of the identity provider, MinIO and this machine with NTP (timedatectl \
-                 set-ntp true; chrony/ntpd on the MinIO hosts)",
+                format!(
+                    "synchronise the clocks of the identity provider, {name} and this machine with NTP (timedatectl \
+                     set-ntp true; chrony/ntpd on the server hosts)"
+                ),
             );
             return s3;
         }
@@ -409,7 +421,7 @@ async fn clocks(profile: &Profile, provider: &Provider, w: &mut Walk) -> Option<
     if let Some(s) = s3.filter(|s| s.abs() > clock::MAX_SKEW_SECS) {
         w.fail(
             "clock",
-            format!("{detail}: this machine is {} s off MinIO's clock; credentials would be renewed too late", -s),
+            format!("{detail}: this machine is {} s off {name}'s clock; credentials would be renewed too late", -s),
             "enable NTP on this machine: timedatectl set-ntp true",
         );
         return s3;
@@ -418,12 +430,70 @@ async fn clocks(profile: &Profile, provider: &Provider, w: &mut Walk) -> Option<
     s3
 }
 
-/// Seconds the S3 endpoint's `Date` is ahead of this machine.
-async fn s3_clock_skew(profile: &Profile, endpoint: &str) -> Option<i64> {
-    let http = login::http_client(profile).ok()?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), http.get(endpoint).send()).await.ok()?.ok()?;
-    let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).map(str::to_string);
-    clock::skew(date.as_deref(), SystemTime::now())
+/// Which S3 server answers at the endpoint: advice that only holds for MinIO (policies named by
+/// groups, `claim_name`) is worded for MinIO only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ServerKind {
+    MinIO,
+    Ceph,
+    Other(String),
+    Unknown,
+}
+
+impl ServerKind {
+    /// From the `Server` header (MinIO: `MinIO`; Ceph RGW: `Ceph Object Gateway (...)`) and, for RGW
+    /// releases that send none, its `tx...` request ids.
+    fn from_headers(server: Option<&str>, request_id: Option<&str>) -> ServerKind {
+        match server.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) if s.to_ascii_lowercase().contains("minio") => ServerKind::MinIO,
+            Some(s) if s.to_ascii_lowercase().contains("ceph") || s.to_ascii_lowercase().contains("rgw") => {
+                ServerKind::Ceph
+            }
+            Some(s) => ServerKind::Other(s.to_string()),
+            None if request_id.is_some_and(|id| id.starts_with("tx0")) => ServerKind::Ceph,
+            None => ServerKind::Unknown,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            ServerKind::MinIO => "MinIO".into(),
+            ServerKind::Ceph => "Ceph RGW".into(),
+            ServerKind::Other(_) | ServerKind::Unknown => "the S3 server".into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ServerKind::MinIO => "MinIO (Server: MinIO)".into(),
+            ServerKind::Ceph => "Ceph RADOS Gateway".into(),
+            ServerKind::Other(s) => format!("an S3 server that calls itself {s:?}"),
+            ServerKind::Unknown => "an S3 server that does not name itself".into(),
+        }
+    }
+
+    /// What to change so that the identity gets buckets.
+    fn grant_advice(&self) -> String {
+        match self {
+            ServerKind::MinIO => "grant the user's groups a MinIO policy on the buckets they need".into(),
+            _ => format!(
+                "grant the role (role_arn) or the user's policy access to the buckets they need on {}, and name \
+                 buckets the server does not list with the profile's `buckets`",
+                self.name()
+            ),
+        }
+    }
+}
+
+/// Seconds the S3 endpoint's `Date` is ahead of this machine, and which server it is.
+async fn endpoint_probe(profile: &Profile, endpoint: &str) -> (Option<i64>, ServerKind) {
+    let Ok(http) = login::http_client(profile) else { return (None, ServerKind::Unknown) };
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(10), http.get(endpoint).send()).await else {
+        return (None, ServerKind::Unknown);
+    };
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let kind = ServerKind::from_headers(header("server").as_deref(), header("x-amz-request-id").as_deref());
+    (clock::skew(header("date").as_deref(), SystemTime::now()), kind)
 }
 
 fn groups(profile: &Profile, claims: &Map<String, Value>, w: &mut Walk) {
@@ -478,11 +548,15 @@ fn sts_fix(e: &CredentialError, profile: &str) -> String {
     }
 }
 
-async fn buckets(s3: &S3ObjectClient, write_probe: bool, w: &mut Walk) {
+async fn buckets(s3: &S3ObjectClient, write_probe: bool, server: &ServerKind, w: &mut Walk) {
     let names = match s3.list_buckets().await {
         Ok(n) => n,
         Err(e) => {
-            w.fail("buckets", format!("ListBuckets failed: {e}"), "give the user's policies s3:ListAllMyBuckets");
+            w.fail(
+                "buckets",
+                format!("ListBuckets failed: {e}"),
+                "give the user's policies s3:ListAllMyBuckets, or name the buckets in the profile's `buckets`",
+            );
             return;
         }
     };
@@ -491,38 +565,80 @@ async fn buckets(s3: &S3ObjectClient, write_probe: bool, w: &mut Walk) {
             "buckets",
             Outcome::Warn,
             "ListBuckets shows no bucket: the mount would be empty",
-            Some("grant the user's groups a MinIO policy on the buckets they need".into()),
+            Some(server.grant_advice()),
         );
         return;
     }
     w.pass("buckets", format!("{} bucket(s): {}", names.len(), names.join(", ")));
     for b in names {
-        let list = match s3.list_page(&b, "", None).await {
-            Ok(_) => "list ✓".to_string(),
-            Err(e) => format!("list ✗ ({e})"),
+        let (list, first) = match s3.list_page(&b, "", None).await {
+            Ok(page) => ("list ✓".to_string(), page.objects.into_iter().next()),
+            Err(e) => (format!("list ✗ ({e})"), None),
         };
-        // HEAD of a key that does not exist: 404 when reading is allowed, 403 otherwise.
-        let read = match s3.head(&b, ".ssofs-doctor-no-such-key").await {
-            Ok(_) | Err(ObjectError::NotFound) => "read ✓".to_string(),
-            Err(e) => format!("read ✗ ({e})"),
-        };
-        let write = if write_probe {
-            let key = format!(
-                ".ssofs-doctor-probe-{}-{}",
-                std::process::id(),
-                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-            );
-            match s3.put_bytes(&b, &key, bytes::Bytes::new()).await {
-                Ok(_) => match s3.delete(&b, &key).await {
-                    Ok(()) => "write ✓".to_string(),
-                    Err(e) => format!("write ✓, delete ✗ ({e}; remove {key} by hand)"),
-                },
-                Err(e) => format!("write ✗ ({e})"),
-            }
-        } else {
-            "write not probed (--write-probe)".to_string()
-        };
+        let read = read_probe(s3, &b, first.as_ref()).await;
+        let write =
+            if write_probe { write_probe_of(s3, &b).await } else { "write not probed (--write-probe)".to_string() };
         w.pass(&format!("bucket:{b}"), format!("{list}, {read}, {write}"));
+    }
+}
+
+/// Reads a real object (the first of the listing): a HEAD of a missing key answered 404 says
+/// nothing about GetObject (some servers answer it whatever the policy says).
+async fn read_probe(s3: &S3ObjectClient, bucket: &str, first: Option<&ssofs::object::ObjectInfo>) -> String {
+    let Some(object) = first else { return "read unknown (no object to read at the top of the bucket)".into() };
+    let result = if object.size == 0 {
+        s3.head(bucket, &object.key).await.map(|_| ())
+    } else {
+        s3.get_range(bucket, &object.key, 0..1, None).await.map(|_| ())
+    };
+    match result {
+        Ok(()) => format!("read ✓ ({})", object.key),
+        Err(e) => format!("read ✗ ({}: {e})", object.key),
+    }
+}
+
+/// Writes through the mount's own upload path, a staged file: one PutObject, and a two-part
+/// multipart upload (16 MiB parts, so 16 MiB + 1 byte, sparse here), then deletes both.
+async fn write_probe_of(s3: &S3ObjectClient, bucket: &str) -> String {
+    let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let key = format!(".ssofs-doctor-probe-{}-{stamp}", std::process::id());
+    let multipart_key = format!("{key}-multipart");
+    let staged = |size: u64| -> std::io::Result<std::fs::File> {
+        let dir = ssofs::untrusted::private_dir(
+            &std::env::temp_dir().join(format!("ssofs-doctor-{}", ssofs::untrusted::euid())),
+        )
+        .map_err(std::io::Error::other)?;
+        let path = dir.join(format!("probe-{stamp}-{size}"));
+        let mut f = ssofs::untrusted::create_new(&path, 0o600)?;
+        let _ = std::fs::remove_file(&path);
+        std::io::Write::write_all(&mut f, b"ssofs doctor write probe\n")?;
+        f.set_len(size.max(25))?;
+        Ok(f)
+    };
+    let (small, large) = match (staged(25), staged((16 << 20) + 1)) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => return format!("write not probed (cannot stage a probe file: {e})"),
+    };
+    let put = s3.put_file(bucket, &key, &small).await;
+    let multipart = match &put {
+        Ok(_) => Some(s3.put_file(bucket, &multipart_key, &large).await),
+        Err(_) => None,
+    };
+    let mut leftovers = Vec::new();
+    for (k, written) in [(&key, put.is_ok()), (&multipart_key, multipart.as_ref().is_some_and(|m| m.is_ok()))] {
+        if written && let Err(e) = s3.delete(bucket, k).await {
+            leftovers.push(format!("{k} ({e})"));
+        }
+    }
+    let cleanup = if leftovers.is_empty() {
+        String::new()
+    } else {
+        format!("; delete ✗: remove {} by hand", leftovers.join(", "))
+    };
+    match (put, multipart) {
+        (Err(e), _) => format!("write ✗ (PutObject of a staged file: {e})"),
+        (Ok(_), Some(Err(e))) => format!("write ✗ (multipart upload: {e}; a single PutObject worked){cleanup}"),
+        _ => format!("write ✓ (PutObject and a 2-part multipart upload of staged files){cleanup}"),
     }
 }
 

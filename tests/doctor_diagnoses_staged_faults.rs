@@ -146,3 +146,57 @@ async fn doctor_names_each_staged_fault() {
     e.stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+/// doctor's probes tell the truth: the write probe goes through the mount's own upload path (a
+/// staged file: one PutObject and a two-part multipart upload) and leaves nothing behind; the read
+/// probe reads a real object, so a server that answers HEAD but refuses GetObject is caught; the
+/// server is named.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_probes_the_real_upload_path_and_reads_a_real_object() {
+    let e = env().await;
+    e.login("alice").await;
+    let (out, report) = e.doctor("alice", &["--write-probe"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(check(&report, "server")["detail"], "MinIO (Server: MinIO)", "{report:#}");
+    let detail = check(&report, "bucket:analytics-raw")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("read ✓ (") && detail.contains("2-part multipart"), "{detail}");
+
+    let log: Vec<Value> =
+        reqwest::get(format!("{}/requests", e.stack.control_url)).await.unwrap().json().await.unwrap();
+    let probes = |op: &str| {
+        log.iter()
+            .filter(|r| r["op"] == op && r["path"].as_str().unwrap_or("").contains(".ssofs-doctor-probe-"))
+            .filter(|r| r["status"].as_u64().unwrap_or(0) < 300)
+            .count()
+    };
+    assert!(probes("CreateMultipartUpload") >= 2, "one per bucket: {log:#?}");
+    assert!(probes("UploadPart") >= 4, "two parts per bucket");
+    assert!(probes("CompleteMultipartUpload") >= 2);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&e.stack.s3_endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                ssofs_devstack::scenario::ROOT_ACCESS_KEY,
+                ssofs_devstack::scenario::ROOT_SECRET_KEY,
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    for bucket in ["analytics-raw", "analytics-curated"] {
+        let listed = s3.list_objects_v2().bucket(bucket).prefix(".ssofs-doctor-probe-").send().await.unwrap();
+        assert_eq!(listed.key_count(), Some(0), "probes are deleted from {bucket}");
+    }
+
+    // GetObject refused while HEAD of a missing key still says 404: reading is not allowed.
+    e.control("faults", &[("deny_get_object", "1")]).await;
+    let (_, report) = e.doctor("alice", &[]);
+    let detail = check(&report, "bucket:analytics-raw")["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("read ✗"), "{detail}");
+    e.control("faults", &[("deny_get_object", "0")]).await;
+    e.stack.shutdown().await;
+}

@@ -35,6 +35,9 @@ pub struct Faults {
     /// ListBuckets answers an empty list, as Ceph RGW does for a federated user who owns no bucket
     /// (RGW lists only the caller's own buckets, whatever the role's policy allows).
     pub owned_buckets_only: AtomicBool,
+    /// GetObject is refused (403 AccessDenied) while HEAD still answers: a HEAD of a missing key is
+    /// 404, as on servers whose policy check for HEAD differs from GET's.
+    pub deny_get_object: AtomicBool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +52,7 @@ pub struct FaultSettings {
     pub truncated_replies: bool,
     pub no_trailing_checksums: bool,
     pub owned_buckets_only: bool,
+    pub deny_get_object: bool,
 }
 
 impl Faults {
@@ -64,6 +68,7 @@ impl Faults {
             truncated_replies: self.truncated_replies.load(Ordering::SeqCst),
             no_trailing_checksums: self.no_trailing_checksums.load(Ordering::SeqCst),
             owned_buckets_only: self.owned_buckets_only.load(Ordering::SeqCst),
+            deny_get_object: self.deny_get_object.load(Ordering::SeqCst),
         }
     }
 
@@ -91,6 +96,7 @@ impl Faults {
                 "truncated_replies" => self.truncated_replies.store(flag()?, Ordering::SeqCst),
                 "no_trailing_checksums" => self.no_trailing_checksums.store(flag()?, Ordering::SeqCst),
                 "owned_buckets_only" => self.owned_buckets_only.store(flag()?, Ordering::SeqCst),
+                "deny_get_object" => self.deny_get_object.store(flag()?, Ordering::SeqCst),
                 "reset" => {
                     for f in [
                         &self.s3_down,
@@ -100,6 +106,7 @@ impl Faults {
                         &self.truncated_replies,
                         &self.no_trailing_checksums,
                         &self.owned_buckets_only,
+                        &self.deny_get_object,
                     ] {
                         f.store(false, Ordering::SeqCst);
                     }

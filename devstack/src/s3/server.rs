@@ -65,6 +65,14 @@ impl Front {
     /// Serves one request, with whatever faults are switched on. An `Err` makes hyper cut the
     /// connection without an answer (the endpoint "is down").
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<FrontBody>, std::io::Error> {
+        let mut resp = self.answer(req).await?;
+        // MinIO names itself in every answer (cmd/generic-handlers.go addCustomHeaders: `Server: MinIO`);
+        // clients such as `ssofs doctor` tell servers apart by it.
+        resp.headers_mut().insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static("MinIO"));
+        Ok(resp)
+    }
+
+    async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<FrontBody>, std::io::Error> {
         if self.faults.s3_down.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("S3 endpoint stopped (devstack fault)"));
         }
@@ -100,6 +108,20 @@ impl Front {
             self.record(&method, path, query, String::new(), String::new(), 400);
             return Ok(Response::builder()
                 .status(StatusCode::BAD_REQUEST)
+                .header("content-type", "application/xml")
+                .body(boxed(Body::from(xml)))
+                .expect("static response parts"));
+        }
+        let object_get = !sts
+            && method == Method::GET
+            && path.trim_start_matches('/').split_once('/').is_some_and(|(_, key)| !key.is_empty());
+        if object_get && self.faults.deny_get_object.load(Ordering::SeqCst) {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied.</Message><Resource>{path}</Resource><RequestId>devstack</RequestId></Error>"
+            );
+            self.record(&method, path, query, "GetObject".into(), signed_access_key(&req).unwrap_or_default(), 403);
+            return Ok(Response::builder()
+                .status(StatusCode::FORBIDDEN)
                 .header("content-type", "application/xml")
                 .body(boxed(Body::from(xml)))
                 .expect("static response parts"));
