@@ -14,4 +14,5 @@ pub mod mount;
 pub mod multiuser;
 pub mod object;
 pub mod recover;
+pub mod trust;
 pub mod untrusted;

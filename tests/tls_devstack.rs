@@ -105,3 +105,63 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
     }
     stack.shutdown().await;
 }
+
+/// The identity provider and S3 signed by two different CAs, both in one `ca_file` (S3's first):
+/// every client — IdP, STS and S3 — trusts the system roots plus every certificate in the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_ca_file_with_two_cas_is_trusted_by_every_client() {
+    let dir = unique_dir("tls-two-cas");
+    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
+    cfg.tls = true;
+    cfg.tls_two_cas = true;
+    cfg.device_code_interval = Duration::from_secs(1);
+    cfg.auto_approve = Some("alice".into());
+    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let ca = std::fs::read_to_string(stack.ca_file.as_ref().unwrap()).unwrap();
+    assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 2, "{ca}");
+    let m = mount_support::mount_as(&stack, "alice", &dir, MountOptions::default()).await;
+    let readme = m.path("analytics-raw/README.txt");
+    let text = tokio::task::block_in_place(|| std::fs::read_to_string(readme).unwrap());
+    assert!(text.starts_with("Raw event exports"));
+    m.unmount();
+
+    // The same rule when one CA is the system's (here through SSL_CERT_FILE, which the system-root
+    // loader honours, as an enterprise CA installed with update-ca-certificates would be) and the
+    // other is ca_file's: the IdP client once used only bundled roots, STS only the file.
+    let (s3_ca, idp_ca) =
+        ca.split_at(ca.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len());
+    let (system, file) = (dir.join("system-roots.pem"), dir.join("idp-ca.pem"));
+    std::fs::write(&system, s3_ca).unwrap();
+    std::fs::write(&file, idp_ca).unwrap();
+    let profile_text = std::fs::read_to_string(&stack.profile_file).unwrap();
+    let profile: Vec<String> = profile_text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("ca_file") { format!("ca_file = {:?}", file) } else { l.to_string() })
+        .collect();
+    let profile_file = dir.join("split-trust.toml");
+    std::fs::write(&profile_file, profile.join("\n")).unwrap();
+    let run = |args: &[&str], ssl_cert_file: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssofs"))
+            .args(args)
+            .env("SSOFS_CONFIG", &profile_file)
+            .env("SSOFS_STATE_DIR", dir.join("split-state"))
+            .env("XDG_CONFIG_HOME", dir.join("no-config"))
+            .env("SSL_CERT_FILE", ssl_cert_file)
+            .env_remove("BROWSER")
+            .env_remove("DISPLAY")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) = tokio::task::block_in_place(|| run(&["login", "--device-code", "--no-qr"], &system));
+    assert!(ok, "sign-in with the IdP's CA in ca_file: {out}");
+    let (ok, out) = tokio::task::block_in_place(|| run(&["doctor"], &system));
+    assert!(
+        ok && out.contains("✓ sts") && out.contains("analytics-raw"),
+        "STS and S3 trust the system's CA too: {out}"
+    );
+    stack.shutdown().await;
+}

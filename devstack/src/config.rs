@@ -29,6 +29,9 @@ pub struct Config {
     pub public_client_flows: bool,
     /// Serve HTTPS with the checked-in test certificate (clients trust `tls::CA_PEM` via `ca_file`).
     pub tls: bool,
+    /// With `tls`: the S3/STS endpoint presents a certificate of a second CA (`keys/tls-s3-*`), so
+    /// the identity provider and S3 are signed by different CAs and `ca_file` holds both.
+    pub tls_two_cas: bool,
     /// Pads every ID token with a claim of this many bytes: tokens as large as those of users in
     /// many groups with many optional claims (tests use 16 KB).
     pub id_token_padding: usize,
@@ -51,6 +54,7 @@ impl Config {
             id_token_padding: 0,
             public_client_flows: true,
             tls: false,
+            tls_two_cas: false,
         }
     }
 }

@@ -141,7 +141,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(tls::serve(idp_listener, tls.clone(), rx.clone(), move || {
         hyper_util::service::TowerToHyperService::new(app.clone())
     })));
-    tasks.push(tokio::spawn(tls::serve(s3_listener, tls, rx, move || {
+    let s3_tls = if cfg.tls && cfg.tls_two_cas { Some(tls::s3_acceptor()) } else { tls };
+    tasks.push(tokio::spawn(tls::serve(s3_listener, s3_tls, rx, move || {
         let front = front.clone();
         hyper::service::service_fn(move |req| front.clone().handle(req))
     })));
@@ -158,7 +159,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         tasks,
     };
     if let Some(ca) = &running.ca_file {
-        std::fs::write(ca, tls::CA_PEM).map_err(state_err)?;
+        // With two CAs, S3's comes first: a client that reads only the first certificate of a
+        // ca_file cannot reach the identity provider.
+        let pem = if cfg.tls_two_cas { format!("{}{}", tls::S3_CA_PEM, tls::CA_PEM) } else { tls::CA_PEM.to_string() };
+        std::fs::write(ca, pem).map_err(state_err)?;
     }
     write_files(&running).map_err(state_err)?;
     Ok(running)

@@ -58,6 +58,9 @@ struct UpArgs {
     /// `ca_file` in DIR/ssofs.toml.
     #[arg(long)]
     tls: bool,
+    /// With --tls: the S3/STS endpoint's certificate is issued by a second test CA (ca.pem holds both).
+    #[arg(long, requires = "tls")]
+    tls_two_cas: bool,
 }
 
 /// Seconds as a bare number, or a humantime duration such as `90s`, `15m`, `1h`.
@@ -107,6 +110,7 @@ async fn up(args: UpArgs) -> std::process::ExitCode {
         sts_claim_name: args.sts_claim_name,
         public_client_flows: !args.no_public_client_flows,
         tls: args.tls,
+        tls_two_cas: args.tls_two_cas,
         ..ssofs_devstack::Config::new(args.state_dir)
     };
     let running = match ssofs_devstack::start(cfg).await {

@@ -17,11 +17,25 @@ use tokio_util::either::Either;
 pub const CA_PEM: &str = include_str!("../keys/tls-ca.pem");
 const SERVER_CERT: &str = include_str!("../keys/tls-server.pem");
 const SERVER_KEY: &str = include_str!("../keys/tls-server-key.pem");
+/// The second test CA (`tls_two_cas`: the S3 endpoint's), and the certificate it issued.
+pub const S3_CA_PEM: &str = include_str!("../keys/tls-s3-ca.pem");
+const S3_SERVER_CERT: &str = include_str!("../keys/tls-s3-server.pem");
+const S3_SERVER_KEY: &str = include_str!("../keys/tls-s3-server-key.pem");
 
+/// The acceptor for the test CA's certificate.
 pub fn acceptor() -> TlsAcceptor {
+    acceptor_for(SERVER_CERT, SERVER_KEY)
+}
+
+/// The acceptor for the second CA's certificate (the S3 endpoint with `tls_two_cas`).
+pub fn s3_acceptor() -> TlsAcceptor {
+    acceptor_for(S3_SERVER_CERT, S3_SERVER_KEY)
+}
+
+fn acceptor_for(cert: &str, key: &str) -> TlsAcceptor {
     let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(SERVER_CERT.as_bytes()).collect::<Result<_, _>>().expect("checked-in cert");
-    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("checked-in key");
+        CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<_, _>>().expect("checked-in cert");
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("checked-in key");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("TLS versions")

@@ -1,7 +1,7 @@
 //! The STS client: `AssumeRoleWithWebIdentity` as a form POST (Azure tokens with many groups run to
 //! several KB, too long for a query string). It works with MinIO's claim mode (no RoleArn), MinIO's
 //! role-policy mode (RoleArn) and AWS-style STS (RoleArn plus the RoleSessionName AWS requires).
-//! TLS uses the system's roots, or only the profile's `ca_file` when one is set.
+//! TLS trusts the system's roots plus every certificate of the profile's `ca_file` (trust.rs).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -233,41 +233,14 @@ fn http_client(ca_file: Option<&Path>, insecure_tls: bool) -> Result<reqwest::Cl
     if insecure_tls {
         tracing::warn!("TLS certificate verification is OFF for STS (insecure_tls)");
     }
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .danger_accept_invalid_certs(insecure_tls)
         .user_agent(concat!("ssofs/", env!("CARGO_PKG_VERSION")));
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| CredentialError::Config(format!("cannot read ca_file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                CredentialError::Config(format!("ca_file {} holds no usable PEM certificates: {e}", path.display()))
-            })?;
-            if certs.is_empty() {
-                return Err(CredentialError::Config(format!("ca_file {} holds no certificates", path.display())));
-            }
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            let certs: Vec<_> =
-                native.certs.iter().filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok()).collect();
-            if certs.is_empty() {
-                tracing::warn!("no system CA certificates found; using the bundled Mozilla roots for STS");
-            } else {
-                builder = builder.tls_built_in_root_certs(false);
-                for cert in certs {
-                    builder = builder.add_root_certificate(cert);
-                }
-            }
-        }
-    }
+    // System roots plus every certificate of ca_file, as for the IdP and S3 (trust.rs).
+    let builder = crate::trust::reqwest_trust(builder, ca_file).map_err(CredentialError::Config)?;
     builder.build().map_err(|e| CredentialError::Config(format!("cannot set up HTTPS for STS: {}", error_chain(&e))))
 }
 

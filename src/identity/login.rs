@@ -44,17 +44,13 @@ type DeviceProviderMetadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-/// An HTTP client for the identity provider: no redirects (SSRF), bounded time, optional extra CA.
+/// An HTTP client for the identity provider: no redirects (SSRF), bounded time, the one trust rule.
 pub fn http_client(profile: &Profile) -> Result<openidconnect::reqwest::Client, IdentityError> {
-    let mut b = openidconnect::reqwest::Client::builder()
+    let b = openidconnect::reqwest::Client::builder()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30));
-    if let Some(ca) = &profile.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| IdentityError::Config(format!("ca_file {}: {e}", ca.display())))?;
-        let cert = openidconnect::reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| IdentityError::Config(format!("ca_file {} is not a PEM certificate: {e}", ca.display())))?;
-        b = b.add_root_certificate(cert);
-    }
+    // System roots plus every certificate of ca_file, as for STS and S3 (trust.rs).
+    let mut b = crate::trust::reqwest_trust(b, profile.ca_file.as_deref()).map_err(IdentityError::Config)?;
     if profile.insecure_tls {
         tracing::warn!(issuer = %profile.issuer, "TLS certificate verification is OFF for the identity provider (insecure_tls)");
         b = b.danger_accept_invalid_certs(true);

@@ -90,14 +90,18 @@ impl S3ObjectClient {
     }
 }
 
-/// The SDK's own HTTP client, trusting `ca_file` besides the system roots.
+/// The SDK's own HTTP client, with the one trust rule (trust.rs): the system roots plus every
+/// certificate of `ca_file`.
 fn trusting(ca_file: &Path) -> Result<aws_sdk_s3::config::SharedHttpClient, String> {
-    let pem = std::fs::read(ca_file).map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
-    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!("ca_file {} holds no PEM certificate", ca_file.display()));
-    }
     use aws_smithy_http_client::tls;
-    let trust = tls::TrustStore::default().with_native_roots(true).with_pem_certificate(pem);
+    let mut trust = tls::TrustStore::default().with_native_roots(true);
+    for der in crate::trust::ca_file_certificates(ca_file)? {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+        trust = trust.with_pem_certificate(pem.into_bytes());
+    }
     let context = tls::TlsContext::builder()
         .with_trust_store(trust)
         .build()
