@@ -56,6 +56,21 @@ struct ProfileFile {
     insecure_tls: Option<bool>,
     op_timeout: Option<f64>,
     buckets: Option<Vec<String>>,
+    checksums: Option<Checksums>,
+}
+
+/// How uploads carry their integrity check (profile key `checksums`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checksums {
+    /// Content-MD5 on every PutObject and part, which every S3 server verifies (the default).
+    #[default]
+    Md5,
+    /// A CRC32C trailer (aws-chunked), for servers that support flexible checksums (AWS, MinIO,
+    /// Ceph 18 and later); servers before them refuse every upload.
+    Crc32c,
+    /// No checksum beyond TLS and SigV4's.
+    Off,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +104,8 @@ pub struct Profile {
     pub op_timeout: Option<Duration>,
     /// Buckets (`name` or `name/prefix`) shown at the root besides what ListBuckets returns.
     pub buckets: Vec<String>,
+    /// How uploads carry their integrity check.
+    pub checksums: Checksums,
 }
 
 /// Where configuration comes from; tests point these at temp files.
@@ -215,6 +232,7 @@ fn merge(base: ProfileFile, over: ProfileFile) -> ProfileFile {
         insecure_tls: over.insecure_tls.or(base.insecure_tls),
         op_timeout: over.op_timeout.or(base.op_timeout),
         buckets: over.buckets.or(base.buckets),
+        checksums: over.checksums.or(base.checksums),
     }
 }
 
@@ -283,12 +301,25 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
         insecure_tls: p.insecure_tls.unwrap_or(false),
         op_timeout,
         buckets,
+        checksums: p.checksums.unwrap_or_default(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksums_default_to_md5_and_an_unknown_one_is_named() {
+        let d = tempdir("checksums");
+        let base = "[profiles.p]\nissuer = \"https://i\"\nclient_id = \"c\"\n";
+        let ok = write(&d, "ok.toml", base);
+        let p = load_profile(&Sources { extra: Some(ok), ..Default::default() }, None).unwrap();
+        assert_eq!(p.checksums, Checksums::Md5);
+        let bad = write(&d, "bad.toml", &format!("{base}checksums = \"sha1\"\n"));
+        let err = load_profile(&Sources { extra: Some(bad), ..Default::default() }, None).unwrap_err().to_string();
+        assert!(err.contains("sha1") && err.contains("crc32c"), "{err}");
+    }
 
     #[test]
     fn an_endpoint_with_credentials_is_refused_without_repeating_them() {

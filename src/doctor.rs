@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use ssofs::config::{self, Overrides, Profile, Sources, StsToken};
 use ssofs::credentials::{CredentialError, CredentialProvider};
+use ssofs::fs::named::BucketPath;
 use ssofs::identity::login::{self, Provider};
 use ssofs::identity::verify::unverified_claims;
 use ssofs::identity::{StoreTokenSource, TokenSource, TokenStore, clock, refresh::DEFAULT_MARGIN};
@@ -329,7 +330,7 @@ async fn identity_chain(req: &Request, w: &mut Walk) -> Option<Profile> {
             return Some(profile);
         }
     };
-    buckets(&s3, req.write_probe, &server, w).await;
+    buckets(&s3, req.write_probe, &server, &profile.buckets, w).await;
     Some(profile)
 }
 
@@ -548,10 +549,14 @@ fn sts_fix(e: &CredentialError, profile: &str) -> String {
     }
 }
 
-async fn buckets(s3: &S3ObjectClient, write_probe: bool, server: &ServerKind, w: &mut Walk) {
-    let names = match s3.list_buckets().await {
-        Ok(n) => n,
-        Err(e) => {
+async fn buckets(s3: &S3ObjectClient, write_probe: bool, server: &ServerKind, named: &[String], w: &mut Walk) {
+    // The profile's `buckets` (and `-o buckets=`) are shown by the mount whatever ListBuckets says
+    // (Ceph RGW lists none for a federated user): they are probed too. Invalid ones were refused
+    // when the profile was read.
+    let named = BucketPath::parse_all(named.iter().map(String::as_str)).unwrap_or_default();
+    let (listed, list_error) = match s3.list_buckets().await {
+        Ok(n) => (n, None),
+        Err(e) if named.is_empty() => {
             w.fail(
                 "buckets",
                 format!("ListBuckets failed: {e}"),
@@ -559,8 +564,10 @@ async fn buckets(s3: &S3ObjectClient, write_probe: bool, server: &ServerKind, w:
             );
             return;
         }
+        Err(e) => (Vec::new(), Some(e)),
     };
-    if names.is_empty() {
+    let targets = buckets_to_probe(&listed, &named);
+    if targets.is_empty() {
         w.add(
             "buckets",
             Outcome::Warn,
@@ -569,17 +576,49 @@ async fn buckets(s3: &S3ObjectClient, write_probe: bool, server: &ServerKind, w:
         );
         return;
     }
-    w.pass("buckets", format!("{} bucket(s): {}", names.len(), names.join(", ")));
-    for b in names {
-        let (list, first) = match s3.list_page(&b, "", None).await {
+    let shown: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            let path = match t.prefix.trim_end_matches('/') {
+                "" => t.bucket.clone(),
+                prefix => format!("{}/{prefix}", t.bucket),
+            };
+            if named.iter().any(|n| n.bucket == t.bucket) { format!("{path} (named)") } else { path }
+        })
+        .collect();
+    let listing_failed =
+        list_error.map(|e| format!("; ListBuckets failed ({e}), the named buckets are shown")).unwrap_or_default();
+    w.pass("buckets", format!("{} bucket(s): {}{listing_failed}", targets.len(), shown.join(", ")));
+    for BucketPath { bucket: b, prefix } in targets {
+        let (list, first) = match s3.list_page(&b, &prefix, None).await {
             Ok(page) => ("list ✓".to_string(), page.objects.into_iter().next()),
             Err(e) => (format!("list ✗ ({e})"), None),
         };
         let read = read_probe(s3, &b, first.as_ref()).await;
-        let write =
-            if write_probe { write_probe_of(s3, &b).await } else { "write not probed (--write-probe)".to_string() };
+        let write = if write_probe {
+            write_probe_of(s3, &b, &prefix).await
+        } else {
+            "write not probed (--write-probe)".to_string()
+        };
         w.pass(&format!("bucket:{b}"), format!("{list}, {read}, {write}"));
     }
+}
+
+/// The buckets the mount's root would show, in the order doctor probes them: the named ones (with
+/// their prefixes; a bucket named twice once), then those ListBuckets returned that are not named.
+fn buckets_to_probe(listed: &[String], named: &[BucketPath]) -> Vec<BucketPath> {
+    let mut targets: Vec<BucketPath> = Vec::new();
+    for n in named {
+        if !targets.iter().any(|t| t.bucket == n.bucket) {
+            targets.push(n.clone());
+        }
+    }
+    for b in listed {
+        if !targets.iter().any(|t| &t.bucket == b) {
+            targets.push(BucketPath { bucket: b.clone(), prefix: String::new() });
+        }
+    }
+    targets
 }
 
 /// Reads a real object (the first of the listing): a HEAD of a missing key answered 404 says
@@ -599,9 +638,10 @@ async fn read_probe(s3: &S3ObjectClient, bucket: &str, first: Option<&ssofs::obj
 
 /// Writes through the mount's own upload path, a staged file: one PutObject, and a two-part
 /// multipart upload (16 MiB parts, so 16 MiB + 1 byte, sparse here), then deletes both.
-async fn write_probe_of(s3: &S3ObjectClient, bucket: &str) -> String {
+/// `prefix` (empty, or ending in `/`): where a named `bucket/prefix` lets the user write.
+async fn write_probe_of(s3: &S3ObjectClient, bucket: &str, prefix: &str) -> String {
     let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let key = format!(".ssofs-doctor-probe-{}-{stamp}", std::process::id());
+    let key = format!("{prefix}.ssofs-doctor-probe-{}-{stamp}", std::process::id());
     let multipart_key = format!("{key}-multipart");
     let staged = |size: u64| -> std::io::Result<std::fs::File> {
         let dir = ssofs::untrusted::private_dir(
@@ -753,6 +793,7 @@ mod tests {
             insecure_tls: false,
             op_timeout: None,
             buckets: Vec::new(),
+            checksums: Default::default(),
         };
         let run = |claims: Value| {
             let mut w = Walk { checks: Vec::new() };
@@ -766,6 +807,21 @@ mod tests {
         let none = run(serde_json::json!({}));
         assert_eq!(none.outcome, Outcome::Warn);
         assert!(none.fix.unwrap().contains("emit groups claim"));
+    }
+
+    /// Ceph RGW lists no bucket for a federated user: the buckets the profile names are what the
+    /// mount shows, so they are what doctor probes (it said "the mount would be empty" and probed
+    /// nothing).
+    #[test]
+    fn named_buckets_are_probed_even_when_listbuckets_shows_none() {
+        let named = BucketPath::parse_all(["analytics-raw", "team/projects/a", "analytics-raw/x"]).unwrap();
+        let shown =
+            |t: Vec<BucketPath>| t.into_iter().map(|b| format!("{}:{}", b.bucket, b.prefix)).collect::<Vec<_>>();
+        assert_eq!(shown(buckets_to_probe(&[], &named)), ["analytics-raw:", "team:projects/a/"]);
+        let listed = ["team".to_string(), "other".to_string()];
+        assert_eq!(shown(buckets_to_probe(&listed, &named)), ["analytics-raw:", "team:projects/a/", "other:"]);
+        assert_eq!(shown(buckets_to_probe(&listed, &[])), ["team:", "other:"]);
+        assert!(buckets_to_probe(&[], &[]).is_empty());
     }
 
     #[test]

@@ -45,3 +45,33 @@ async fn uploads_land_on_a_server_that_refuses_trailing_checksums() {
     m.unmount();
     stack.shutdown().await;
 }
+
+/// `checksums = "crc32c"` (servers with flexible checksums) and `"off"` upload byte for byte too,
+/// single PUT and multipart; an unknown value is refused naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checksums_key_picks_crc32c_or_none() {
+    for mode in ["crc32c", "off"] {
+        let dir = unique_dir(&format!("checksums-{mode}"));
+        let stack = ssofs_devstack::start(ssofs_devstack::Config::new(dir.join("devstack"))).await.unwrap();
+        let text = std::fs::read_to_string(&stack.profile_file).unwrap();
+        let header = "[profiles.devstack]\n";
+        assert!(text.contains(header), "{text}");
+        let with_mode = text.replace(header, &format!("{header}checksums = \"{mode}\"\n"));
+        std::fs::write(&stack.profile_file, &with_mode).unwrap();
+        assert_ne!(mount_support::profile_of(&stack).checksums, ssofs::config::Checksums::Md5, "{with_mode}");
+        let m = mount_as(&stack, "alice", &dir, MountOptions::default()).await;
+        let data: Vec<u8> = (0..17u32 << 20).map(|i| (i % 251) as u8).collect();
+        let (p, expected) = (m.path("analytics-raw/mode.bin"), data.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(p).unwrap();
+            f.write_all(&data).unwrap();
+            f.sync_all().unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(sha(&s3_get(&stack, "analytics-raw", "mode.bin").await), sha(&expected), "{mode}");
+        m.unmount();
+        stack.shutdown().await;
+    }
+}

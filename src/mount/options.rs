@@ -286,6 +286,7 @@ mod tests {
             insecure_tls: false,
             op_timeout: Some(Duration::from_secs(60)),
             buckets: Vec::new(),
+            checksums: Default::default(),
         };
         p("").unwrap().apply_to(&mut profile);
         assert_eq!(

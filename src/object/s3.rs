@@ -18,7 +18,7 @@ use bytes::Bytes;
 use md5::Digest;
 
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
-use crate::config::Profile;
+use crate::config::{Checksums, Profile};
 use crate::credentials::{CredentialError, CredentialProvider, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
@@ -32,6 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct S3ObjectClient {
     client: Client,
     provider: CredentialProvider,
+    checksums: Checksums,
 }
 
 /// How the client reaches the endpoint: which CAs it trusts and how long one request may take.
@@ -43,6 +44,8 @@ pub struct Transport {
     pub insecure_tls: bool,
     /// Longest time for one request attempt, and for one operation with the SDK's own retries.
     pub op_timeout: Duration,
+    /// How uploads carry their integrity check.
+    pub checksums: Checksums,
 }
 
 impl Transport {
@@ -51,6 +54,7 @@ impl Transport {
             ca_file: profile.ca_file.clone(),
             insecure_tls: profile.insecure_tls,
             op_timeout: super::retry::deadline(profile),
+            checksums: profile.checksums,
         }
     }
 }
@@ -82,7 +86,7 @@ impl S3ObjectClient {
             conf = conf.http_client(http);
         }
         let conf = conf.build();
-        Ok(S3ObjectClient { client: Client::from_conf(conf), provider })
+        Ok(S3ObjectClient { client: Client::from_conf(conf), provider, checksums: transport.checksums })
     }
 
     pub fn provider(&self) -> &CredentialProvider {
@@ -311,16 +315,31 @@ impl ObjectClient for S3ObjectClient {
         if size > SINGLE_PUT_MAX {
             return self.put_multipart(bucket, key, path, size).await;
         }
-        let md5 = md5_of(path, 0, size).await.map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?;
+        let md5 = match self.checksums {
+            Checksums::Md5 => Some(
+                md5_of(path, 0, size).await.map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
+            ),
+            Checksums::Crc32c | Checksums::Off => None,
+        };
         let out = self
             .provider
             .with_fresh_credentials(|| async {
                 let body = ByteStream::from_path(path).await.map_err(SdkError::construction_failure)?;
-                self.client.put_object().bucket(bucket).key(key).body(body).content_md5(base64_md5(&md5)).send().await
+                self.client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(body)
+                    .set_content_md5(md5.as_ref().map(base64_md5))
+                    .set_checksum_algorithm(self.flexible_checksum())
+                    .send()
+                    .await
             })
             .await
             .map_err(map_err)?;
-        check_etag(key, &md5, out.e_tag());
+        if let Some(md5) = &md5 {
+            check_etag(key, md5, out.e_tag());
+        }
         written(key, size, out.e_tag())
     }
 
@@ -405,13 +424,25 @@ fn check_etag(key: &str, md5: &[u8; 16], etag: Option<&str>) {
 }
 
 impl S3ObjectClient {
+    /// The flexible checksum to ask the SDK for (sent as an aws-chunked trailer), if any.
+    fn flexible_checksum(&self) -> Option<aws_sdk_s3::types::ChecksumAlgorithm> {
+        (self.checksums == Checksums::Crc32c).then_some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+    }
+
     /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
     /// parts are left behind.
     async fn put_multipart(&self, bucket: &str, key: &str, path: &Path, size: u64) -> Result<ObjectInfo, ObjectError> {
         let part_size = PART_SIZE.max(size.div_ceil(MAX_PARTS));
         let created = self
             .provider
-            .with_fresh_credentials(|| self.client.create_multipart_upload().bucket(bucket).key(key).send())
+            .with_fresh_credentials(|| {
+                self.client
+                    .create_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_checksum_algorithm(self.flexible_checksum())
+                    .send()
+            })
             .await
             .map_err(map_err)?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
@@ -424,9 +455,14 @@ impl S3ObjectClient {
                     async move {
                         let offset = i * part_size;
                         let len = part_size.min(size - offset);
-                        let md5 = md5_of(path, offset, len)
-                            .await
-                            .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?;
+                        let md5 = match self.checksums {
+                            Checksums::Md5 => Some(
+                                md5_of(path, offset, len)
+                                    .await
+                                    .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
+                            ),
+                            Checksums::Crc32c | Checksums::Off => None,
+                        };
                         let out = self
                             .provider
                             .with_fresh_credentials(|| async {
@@ -444,14 +480,19 @@ impl S3ObjectClient {
                                     .upload_id(&upload_id)
                                     .part_number(i as i32 + 1)
                                     .body(body)
-                                    .content_md5(base64_md5(&md5))
+                                    .set_content_md5(md5.as_ref().map(base64_md5))
+                                    .set_checksum_algorithm(self.flexible_checksum())
                                     .send()
                                     .await
                             })
                             .await
                             .map_err(map_err)?;
                         let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
-                        Ok(CompletedPart::builder().part_number(i as i32 + 1).e_tag(etag).build())
+                        Ok(CompletedPart::builder()
+                            .part_number(i as i32 + 1)
+                            .e_tag(etag)
+                            .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
+                            .build())
                     }
                 })
                 .buffered(PART_CONCURRENCY)
