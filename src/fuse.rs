@@ -242,7 +242,7 @@ impl Filesystem for FuseAdapter {
             };
             match result {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
-                Err(e) => reply.error(failed("getattr", &e)),
+                Err(e) => reply.error(failed("setattr", &e)),
             }
         });
     }
@@ -323,7 +323,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.rename(parent.0, &name, newparent.0, &newname).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(failed("rmdir", &e)),
+                Err(e) => reply.error(failed("rename", &e)),
             }
         });
     }
@@ -336,8 +336,9 @@ impl Filesystem for FuseAdapter {
         let open_flags = self.open_flags();
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
         let truncate = flags.0 & libc::O_TRUNC != 0;
+        let append = flags.0 & libc::O_APPEND != 0;
         self.rt.spawn(async move {
-            match fs.open(ino.0, write, truncate).await {
+            match fs.open(ino.0, write, truncate, append).await {
                 Ok(fh) => {
                     // Unchanged since the last open: the kernel's cached pages are still right.
                     let flags = if fs.keep_cache(fh) { open_flags | FopenFlags::FOPEN_KEEP_CACHE } else { open_flags };
@@ -366,7 +367,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.read(fh, offset, size).await {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(failed("open", &e)),
+                Err(e) => reply.error(failed("read", &e)),
             }
         });
     }
@@ -391,7 +392,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.write(fh, offset, &data).await {
                 Ok(n) => reply.written(n),
-                Err(e) => reply.error(failed("open", &e)),
+                Err(e) => reply.error(failed("write", &e)),
             }
         });
     }
@@ -430,7 +431,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(async move {
             match fs.release(fh).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(failed("fsync", &e)),
+                Err(e) => reply.error(failed("release", &e)),
             }
         });
     }
@@ -442,7 +443,7 @@ impl Filesystem for FuseAdapter {
         name: &OsStr,
         _mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         let ttl = self.ttl();
@@ -456,12 +457,12 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.error(e),
         };
         self.rt.spawn(async move {
-            match fs.create(parent.0, &name).await {
+            match fs.create(parent.0, &name, flags & libc::O_APPEND != 0).await {
                 Ok((stat, fh)) => {
                     fs.remember(stat.ino);
                     reply.created(&ttl, &to_attr(&stat), Generation(0), handle(slot, fh), open_flags);
                 }
-                Err(e) => reply.error(failed("fsync", &e)),
+                Err(e) => reply.error(failed("create", &e)),
             }
         });
     }

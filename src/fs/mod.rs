@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod disk_cache;
 pub mod error;
+pub mod handles;
 pub mod inode;
 pub(crate) mod listing;
 pub mod named;
@@ -23,8 +24,6 @@ use self::cache::BlockCache;
 pub use self::error::{FsError, FsResult};
 use self::inode::{Attr, Inode, InodeTable, Kind, ROOT};
 use self::names::SHADOWED_OBJECT_SUFFIX;
-use self::read::Reader;
-use self::staging::Staged;
 use crate::object::{ObjectClient, ObjectError, ObjectInfo};
 
 /// Mount options that shape what the filesystem shows and how long it trusts what it saw.
@@ -134,24 +133,15 @@ struct Listing {
     fetched: Instant,
 }
 
-enum HandleState {
-    Read(Reader),
-    Write(Staged),
-}
-
-struct Handle {
-    ino: u64,
-    writes: bool,
-    bucket: String,
-    key: String,
-    state: tokio::sync::Mutex<HandleState>,
-}
-
 struct State {
     inodes: InodeTable,
     listings: HashMap<u64, Listing>,
     negative: HashMap<(u64, String), Instant>,
-    handles: HashMap<u64, Arc<Handle>>,
+    handles: HashMap<u64, Arc<handles::Handle>>,
+    /// One state per open file, shared by its handles (handles.rs).
+    open_files: HashMap<u64, Arc<tokio::sync::Mutex<handles::OpenFile>>>,
+    /// Files created here and not yet uploaded: listed though S3 does not have them yet.
+    local_only: std::collections::HashSet<u64>,
     next_fh: u64,
     /// ETag of each file when it was last opened for reading: unchanged, the kernel may keep its
     /// page cache across opens.
@@ -198,6 +188,8 @@ impl Fs {
                 listings: HashMap::new(),
                 negative: HashMap::new(),
                 handles: HashMap::new(),
+                open_files: HashMap::new(),
+                local_only: Default::default(),
                 next_fh: 1,
                 opened_etag: HashMap::new(),
                 keep_cache: Default::default(),
@@ -298,6 +290,7 @@ impl Fs {
             Kind::Bucket | Kind::Dir => self.list_dir(&dir.bucket, &dir.key).await?,
             Kind::File => return Err(FsError::NotDir),
         };
+        let entries = self.with_local_files(dir.ino, entries);
         let listing = Listing { entries, fetched: Instant::now() };
         self.state.lock().unwrap().listings.insert(dir.ino, listing.clone());
         Ok(listing)
@@ -318,6 +311,20 @@ impl Fs {
         entries.extend(listed.filter(|e| !named.iter().any(|n| n.bucket == e.name)));
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         entries.dedup_by(|a, b| a.name == b.name);
+        entries
+    }
+
+    /// A listing plus the files created here that S3 does not have yet.
+    fn with_local_files(&self, dir: u64, mut entries: Vec<Entry>) -> Vec<Entry> {
+        let st = self.state.lock().unwrap();
+        for inode in st.local_only.iter().filter_map(|ino| st.inodes.get(*ino)) {
+            if inode.parent == dir && !entries.iter().any(|e| e.name == inode.name) {
+                let mut e = Entry { kind: Kind::File, etag: None, ..Entry::dir(&inode.name) };
+                e.size = inode.attr.size;
+                entries.push(e);
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
         entries
     }
 
@@ -438,170 +445,12 @@ impl Fs {
         Ok(self.stat(&inode))
     }
 
-    fn open_for_write(&self, ino: u64) -> bool {
-        self.state.lock().unwrap().handles.values().any(|h| h.ino == ino && h.writes)
-    }
-
-    // ---- open, read, write, flush -------------------------------------------------------------
-
-    fn add_handle(&self, inode: &Inode, state: HandleState) -> u64 {
-        let mut st = self.state.lock().unwrap();
-        let fh = st.next_fh;
-        st.next_fh += 1;
-        let handle = Handle {
-            ino: inode.ino,
-            writes: matches!(state, HandleState::Write(_)),
-            bucket: inode.bucket.clone(),
-            key: inode.key.clone(),
-            state: tokio::sync::Mutex::new(state),
-        };
-        st.handles.insert(fh, Arc::new(handle));
-        fh
-    }
-
-    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
-        self.state.lock().unwrap().handles.get(&fh).cloned().ok_or(FsError::BadHandle)
-    }
-
-    /// Opens a file. Writing opens stage the content locally (`truncate` starts empty).
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
-        let inode = self.inode(ino)?;
-        if inode.kind.is_dir() {
-            return Err(FsError::IsDir);
-        }
-        if !write {
-            // Read the version we know; a changed object is noticed after the attribute TTL.
-            let inode = if inode.attr.etag.is_none() { self.refresh_attr(&inode).await? } else { inode };
-            let reader = Reader::new(
-                self.client.clone(),
-                self.cache.clone(),
-                &inode.bucket,
-                &inode.key,
-                inode.attr.etag.as_deref().unwrap_or(""),
-                inode.attr.size,
-                self.read_ahead.clone(),
-            );
-            let fh = self.add_handle(&inode, HandleState::Read(reader));
-            let mut st = self.state.lock().unwrap();
-            let same = inode.attr.etag.is_some() && st.opened_etag.get(&ino) == inode.attr.etag.as_ref();
-            if let Some(etag) = &inode.attr.etag {
-                st.opened_etag.insert(ino, etag.clone());
-            }
-            if same {
-                st.keep_cache.insert(fh);
-            }
-            return Ok(fh);
-        }
-        self.check_writable()?;
-        self.state.lock().unwrap().opened_etag.remove(&ino);
-        let staged = if truncate || inode.attr.size == 0 {
-            let mut s = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
-            s.dirty = truncate;
-            s
-        } else {
-            let inode = self.refresh_attr(&inode).await?;
-            Staged::from_object(
-                &self.config.staging_dir,
-                self.client.as_ref(),
-                &inode.bucket,
-                &inode.key,
-                inode.attr.size,
-                inode.attr.etag.as_deref(),
-                self.quota.clone(),
-            )
-            .await?
-        };
-        Ok(self.add_handle(&inode, HandleState::Write(staged)))
-    }
-
     async fn refresh_attr(&self, inode: &Inode) -> FsResult<Inode> {
         let o = self.client.head(&inode.bucket, &inode.key).await?;
         let attr = self.fresh_attr(o.size, o.last_modified, Some(o.etag));
         let mut st = self.state.lock().unwrap();
         st.inodes.set_attr(inode.ino, attr);
         st.inodes.get(inode.ino).cloned().ok_or(FsError::NotFound)
-    }
-
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        let handle = self.handle(fh)?;
-        let mut state = handle.state.lock().await;
-        match &mut *state {
-            HandleState::Read(r) => r.read(offset, size).await,
-            HandleState::Write(s) => s.read_at(offset, size),
-        }
-    }
-
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        self.check_writable()?;
-        let handle = self.handle(fh)?;
-        let mut state = handle.state.lock().await;
-        match &mut *state {
-            HandleState::Write(s) => {
-                s.write_at(offset, data)?;
-                let size = s.len()?;
-                let mut st = self.state.lock().unwrap();
-                if let Some(i) = st.inodes.get(handle.ino).cloned() {
-                    st.inodes.set_attr(handle.ino, Attr { size, mtime: SystemTime::now(), ..i.attr });
-                }
-                Ok(data.len() as u32)
-            }
-            HandleState::Read(_) => Err(FsError::BadHandle),
-        }
-    }
-
-    /// Uploads a dirty staged file. On failure the staged file is kept and its path logged, and the
-    /// error goes back to close()/fsync(): nothing written is lost silently.
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
-        let handle = self.handle(fh)?;
-        let mut state = handle.state.lock().await;
-        let HandleState::Write(staged) = &mut *state else { return Ok(()) };
-        if !staged.dirty {
-            return Ok(());
-        }
-        // No fdatasync first: the upload reads the file through the same page cache, and close()
-        // returns only once the object is in S3 (an fdatasync cost 6.6 ms per small file).
-        match self.client.put_file(&handle.bucket, &handle.key, staged.file()).await {
-            Ok(info) => {
-                staged.dirty = false;
-                staged.refused = false;
-                self.uploaded(handle.ino, &handle.bucket, &handle.key, info);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(bucket = %handle.bucket, key = %handle.key, staged = %staged.path.display(), error = %e,
-                    "upload failed; the written data is kept in the staged file");
-                staged.refused = matches!(e, crate::object::ObjectError::AccessDenied);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Closes a handle. Dirty data is uploaded first; on failure the staged file stays on disk.
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let result = self.flush(fh).await;
-        let removed = {
-            let mut st = self.state.lock().unwrap();
-            st.keep_cache.remove(&fh);
-            st.handles.remove(&fh)
-        };
-        let Some(handle) = removed else { return result };
-        if let Ok(handle) = Arc::try_unwrap(handle)
-            && let HandleState::Write(staged) = handle.state.into_inner()
-        {
-            if result.is_ok() && !staged.dirty {
-                staged.discard();
-            } else if staged.refused {
-                let (bucket, key) = (handle.bucket.clone(), handle.key.clone());
-                match staged.move_to_refused() {
-                    Ok(to) => tracing::warn!(%bucket, %key, kept = %to.display(),
-                        "the bucket policy refused this upload; the data is kept for `ssofs recover --export` until it expires"),
-                    Err(e) => tracing::warn!(%bucket, %key, error = %e, "refused upload kept in the staging directory"),
-                }
-            } else {
-                tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
-            }
-        }
-        result
     }
 
     /// This mount's own change is visible at once: attributes and the parent's listing are updated.
@@ -647,20 +496,6 @@ impl Fs {
     }
 
     /// Creates an empty file, open for writing; it is uploaded on close even if nothing is written.
-    pub async fn create(&self, parent: u64, name: &str) -> FsResult<(Stat, u64)> {
-        let dir = self.writable_dir(parent)?;
-        names::creatable(name).map_err(FsError::BadName)?;
-        let attr = self.fresh_attr(0, SystemTime::now(), None);
-        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, Kind::File, attr);
-        let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
-        staged.dirty = true;
-        let fh = self.add_handle(&inode, HandleState::Write(staged));
-        self.state.lock().unwrap().negative.remove(&(parent, name.to_string()));
-        let _ = dir;
-        Ok((self.stat(&inode), fh))
-    }
-
-    /// A directory is a marker object `prefix/`, so it exists even while empty.
     pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Stat> {
         let dir = self.writable_dir(parent)?;
         names::creatable(name).map_err(FsError::BadName)?;
@@ -684,7 +519,13 @@ impl Fs {
             return Err(FsError::IsDir);
         }
         let key = self.inode(stat.ino)?.key;
-        self.client.delete(&dir.bucket, &key).await?;
+        // Created here and never uploaded: there is nothing in S3 to delete.
+        let local_only = self.is_local_only(stat.ino);
+        // Its open handles keep their data; it is not uploaded at their close.
+        self.unlink_open(stat.ino).await?;
+        if !local_only {
+            self.client.delete(&dir.bucket, &key).await?;
+        }
         self.forget_listing(parent, name);
         self.state.lock().unwrap().inodes.unlink(parent, name);
         Ok(())
@@ -771,46 +612,44 @@ impl Fs {
         Ok(keys)
     }
 
-    /// Changes the size (truncate). With a writing handle it applies to the staged file; otherwise
-    /// the object is staged, cut and uploaded.
-    pub async fn set_size(&self, ino: u64, fh: Option<u64>, size: u64) -> FsResult<Stat> {
-        self.check_writable()?;
-        let inode = self.inode(ino)?;
-        if inode.kind.is_dir() {
-            return Err(FsError::IsDir);
-        }
-        let writer = fh.and_then(|fh| self.handle(fh).ok()).filter(|h| h.writes).map(|_| fh.unwrap_or_default());
-        let (fh, own) = match writer {
-            Some(fh) => (fh, false),
-            None => (self.open(ino, true, size == 0).await?, true),
-        };
-        {
-            let handle = self.handle(fh)?;
-            let mut state = handle.state.lock().await;
-            if let HandleState::Write(s) = &mut *state {
-                s.set_len(size)?;
-            }
-        }
-        if own {
-            self.release(fh).await?;
-        }
-        let mut st = self.state.lock().unwrap();
-        if let Some(i) = st.inodes.get(ino).cloned() {
-            st.inodes.set_attr(ino, Attr { size, mtime: SystemTime::now(), ..i.attr });
-        }
-        let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
-        Ok(self.stat(&inode))
-    }
-
     /// Whether the kernel may keep its cached pages for this (read) handle: the object has the same
     /// ETag as when it was last opened.
     pub fn keep_cache(&self, fh: u64) -> bool {
         self.state.lock().unwrap().keep_cache.remove(&fh)
     }
 
-    /// Every file handle still open, for flushing before unmount.
-    pub fn open_handles(&self) -> Vec<u64> {
-        self.state.lock().unwrap().handles.keys().copied().collect()
+    /// A read handle was opened on `ino`: when the object is unchanged since its previous open, the
+    /// kernel may keep its cached pages.
+    fn note_read_open(&self, fh: u64, ino: u64) {
+        let mut st = self.state.lock().unwrap();
+        let Some(etag) = st.inodes.get(ino).and_then(|i| i.attr.etag.clone()) else { return };
+        if st.local_only.contains(&ino)
+            || st.open_files.get(&ino).is_some_and(|f| f.try_lock().map_or(true, |f| f.staged.is_some()))
+        {
+            return;
+        }
+        if st.opened_etag.insert(ino, etag.clone()).as_ref() == Some(&etag) {
+            st.keep_cache.insert(fh);
+        }
+    }
+
+    /// Created here and not uploaded yet.
+    fn is_local_only(&self, ino: u64) -> bool {
+        self.state.lock().unwrap().local_only.contains(&ino)
+    }
+
+    /// A file created here is listed, looked up and unlinked like any other before its upload.
+    fn show_local_file(&self, parent: u64, name: &str, ino: u64) {
+        let mut st = self.state.lock().unwrap();
+        st.local_only.insert(ino);
+        st.negative.remove(&(parent, name.to_string()));
+        let entry = Entry { kind: Kind::File, size: 0, etag: None, ..Entry::dir(name) };
+        if let Some(l) = st.listings.get_mut(&parent)
+            && !l.entries.iter().any(|e| e.name == name)
+        {
+            l.entries.push(entry);
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        }
     }
 
     pub fn root_stat(&self) -> FsResult<Stat> {

@@ -26,7 +26,7 @@ async fn path(fs: &Fs, parts: &[&str]) -> FsResult<Stat> {
 }
 
 async fn read_all(fs: &Fs, ino: u64) -> Vec<u8> {
-    let fh = fs.open(ino, false, false).await.unwrap();
+    let fh = fs.open(ino, false, false, false).await.unwrap();
     let mut out = Vec::new();
     loop {
         let chunk = fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap();
@@ -40,7 +40,7 @@ async fn read_all(fs: &Fs, ino: u64) -> Vec<u8> {
 }
 
 async fn write_file(fs: &Fs, parent: u64, name: &str, body: &[u8]) -> u64 {
-    let (stat, fh) = fs.create(parent, name).await.unwrap();
+    let (stat, fh) = fs.create(parent, name, false).await.unwrap();
     if !body.is_empty() {
         fs.write(fh, 0, body).await.unwrap();
     }
@@ -106,7 +106,7 @@ async fn reads_ranges_through_the_cache_with_read_ahead() {
     assert_eq!(read_all(&fs, f.ino).await, body);
     assert_eq!(c.calls_of("GetObject"), gets);
     // Random access inside the object.
-    let fh = fs.open(f.ino, false, false).await.unwrap();
+    let fh = fs.open(f.ino, false, false, false).await.unwrap();
     let at = 3 * read::BLOCK + 17;
     assert_eq!(fs.read(fh, at, 100).await.unwrap(), &body[at as usize..at as usize + 100]);
     assert!(fs.read(fh, body.len() as u64 + 10, 100).await.unwrap().is_empty());
@@ -132,7 +132,7 @@ async fn random_write_append_and_truncate_an_existing_object() {
     let (c, fs) = setup("modify");
     c.insert("data", "f", "hello world");
     let f = path(&fs, &["data", "f"]).await.unwrap();
-    let fh = fs.open(f.ino, true, false).await.unwrap();
+    let fh = fs.open(f.ino, true, false, false).await.unwrap();
     fs.write(fh, 6, b"WORLD").await.unwrap();
     fs.write(fh, 11, b"!!").await.unwrap();
     fs.release(fh).await.unwrap();
@@ -168,7 +168,7 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
     let (c, fs) = setup("denied");
     c.deny_writes("data");
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, fh) = fs.create(data.ino, "nope.txt").await.unwrap();
+    let (_, fh) = fs.create(data.ino, "nope.txt", false).await.unwrap();
     fs.write(fh, 0, b"precious").await.unwrap();
     let err = fs.release(fh).await.unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
@@ -197,9 +197,9 @@ async fn writes_beyond_the_staging_quota_fail_with_enospc_and_free_it_when_uploa
     cfg.staging_quota = Some(1000);
     let fs = Fs::new(client.clone(), cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, a) = fs.create(data.ino, "a").await.unwrap();
+    let (_, a) = fs.create(data.ino, "a", false).await.unwrap();
     fs.write(a, 0, &[1u8; 600]).await.unwrap();
-    let (b_stat, b) = fs.create(data.ino, "b").await.unwrap();
+    let (b_stat, b) = fs.create(data.ino, "b", false).await.unwrap();
     let err = fs.write(b, 0, &[2u8; 600]).await.unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
     // Rewriting what is already reserved costs nothing more.
@@ -238,7 +238,7 @@ async fn read_only_mount_refuses_writes() {
     cfg.read_only = true;
     let fs = Fs::new(client, cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    assert_eq!(fs.create(data.ino, "x").await.unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.create(data.ino, "x", false).await.unwrap_err().errno(), libc::EROFS);
     assert_eq!(fs.mkdir(data.ino, "x").await.unwrap_err().errno(), libc::EROFS);
 }
 
@@ -368,7 +368,7 @@ mod model {
             Op::Write(f, data) => {
                 let (d, n) = split(FILES[*f]);
                 let parent = dir_ino(fs, &d).await?;
-                let (_, fh) = fs.create(parent, &n).await?;
+                let (_, fh) = fs.create(parent, &n, false).await?;
                 fs.write(fh, 0, data).await?;
                 fs.release(fh).await
             }
@@ -443,7 +443,7 @@ async fn a_directory_made_by_mkdir_is_renamed_where_marker_copies_are_refused() 
     let data = path(&fs, &["data"]).await.unwrap();
     let d = fs.mkdir(data.ino, "made").await.unwrap();
     fs.mkdir(d.ino, "inner").await.unwrap();
-    let (_, fh) = fs.create(d.ino, "f.txt").await.unwrap();
+    let (_, fh) = fs.create(d.ino, "f.txt", false).await.unwrap();
     fs.write(fh, 0, b"x").await.unwrap();
     fs.release(fh).await.unwrap();
     fs.rename(data.ino, "made", data.ino, "moved").await.unwrap();

@@ -1,0 +1,360 @@
+//! Open files, as the kernel sees them: one state per inode, shared by every handle open on it.
+//!
+//! - Writers share one staged copy, so two processes writing different ranges, or appending
+//!   (`O_APPEND` writes go to the copy's current end, under its lock), all land in one file.
+//! - A reader of a file with writes not yet uploaded reads that copy: this mount's own writes are
+//!   visible at once, and the size the kernel is told is the copy's.
+//! - Every close or fsync of a writer uploads a snapshot of everyone's writes so far (the copy is
+//!   locked while it is read); the last close uploads the final state. One fsync uploads all.
+//! - A file unlinked while open is never uploaded; its handles keep reading and writing the
+//!   staged copy (a file open only for reading is copied down first) until the last one closes.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::error::{FsError, FsResult};
+use super::inode::{Attr, Inode};
+use super::read::Reader;
+use super::staging::Staged;
+use super::{Fs, Stat};
+use crate::object::ObjectError;
+
+/// What every handle of one file shares.
+#[derive(Default)]
+pub(crate) struct OpenFile {
+    /// The local copy writes go to (and reads come from while it exists).
+    pub(crate) staged: Option<Staged>,
+    writers: usize,
+    handles: usize,
+    /// Unlinked while open: never uploaded.
+    pub(crate) unlinked: bool,
+}
+
+pub(crate) struct Handle {
+    pub(crate) ino: u64,
+    pub(crate) writes: bool,
+    /// `O_APPEND`: every write goes to the end of the staged copy.
+    append: bool,
+    file: Arc<AsyncMutex<OpenFile>>,
+    /// Reads of the object itself, for a handle opened for reading.
+    reader: Option<AsyncMutex<Reader>>,
+}
+
+impl Fs {
+    pub(crate) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.state.lock().unwrap().handles.get(&fh).cloned().ok_or(FsError::BadHandle)
+    }
+
+    /// The open-file state of `ino`, made on first open.
+    fn open_file(&self, ino: u64) -> Arc<AsyncMutex<OpenFile>> {
+        self.state.lock().unwrap().open_files.entry(ino).or_default().clone()
+    }
+
+    /// A handle went away (or never came): the last one takes the open-file state with it and
+    /// settles its staged copy.
+    async fn close_open_file(&self, ino: u64, file: &Arc<AsyncMutex<OpenFile>>) {
+        let mut f = file.lock().await;
+        f.handles = f.handles.saturating_sub(1);
+        if f.handles > 0 {
+            return;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            if st.open_files.get(&ino).is_some_and(|current| Arc::ptr_eq(current, file)) {
+                st.open_files.remove(&ino);
+            }
+            st.local_only.remove(&ino);
+        }
+        let Some(staged) = f.staged.take() else { return };
+        if f.unlinked || !staged.dirty {
+            staged.discard();
+        } else if staged.refused {
+            let path = staged.path.clone();
+            match staged.move_to_refused() {
+                Ok(to) => tracing::warn!(kept = %to.display(),
+                    "the bucket policy refused this upload; the data is kept for `ssofs recover --export` until it expires"),
+                Err(e) => {
+                    tracing::warn!(staged = %path.display(), error = %e, "refused upload kept in the staging directory")
+                }
+            }
+        } else {
+            tracing::warn!(staged = %staged.path.display(), "staged file kept after a failed upload");
+        }
+    }
+
+    fn add_handle(&self, handle: Handle) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        let fh = st.next_fh;
+        st.next_fh += 1;
+        st.handles.insert(fh, Arc::new(handle));
+        fh
+    }
+
+    /// Opens a file. Writing opens share the file's staged copy (`truncate` empties it).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool, append: bool) -> FsResult<u64> {
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        if write {
+            self.check_writable()?;
+        }
+        let file = self.open_file(ino);
+        file.lock().await.handles += 1;
+        match self.open_on(&inode, &file, write, truncate).await {
+            Ok(reader) => {
+                let handle = Handle { ino, writes: write, append, file, reader: reader.map(AsyncMutex::new) };
+                let fh = self.add_handle(handle);
+                if !write {
+                    self.note_read_open(fh, ino);
+                }
+                Ok(fh)
+            }
+            Err(e) => {
+                self.close_open_file(ino, &file).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// For a writer: the staged copy made (or emptied). For a reader: its reader of the object.
+    async fn open_on(
+        &self,
+        inode: &Inode,
+        file: &Arc<AsyncMutex<OpenFile>>,
+        write: bool,
+        truncate: bool,
+    ) -> FsResult<Option<Reader>> {
+        if !write {
+            // Read the version we know; a changed object is noticed after the attribute TTL.
+            let inode = if inode.attr.etag.is_none() && !self.is_local_only(inode.ino) {
+                self.refresh_attr(inode).await?
+            } else {
+                inode.clone()
+            };
+            return Ok(Some(Reader::new(
+                self.client.clone(),
+                self.cache.clone(),
+                &inode.bucket,
+                &inode.key,
+                inode.attr.etag.as_deref().unwrap_or(""),
+                inode.attr.size,
+                self.read_ahead.clone(),
+            )));
+        }
+        self.state.lock().unwrap().opened_etag.remove(&inode.ino);
+        let mut f = file.lock().await;
+        match &mut f.staged {
+            Some(staged) if truncate => {
+                staged.set_len(0)?;
+                self.set_size_attr(inode.ino, 0);
+            }
+            Some(_) => {}
+            None => {
+                let staged = if truncate || inode.attr.size == 0 || self.is_local_only(inode.ino) {
+                    let mut s =
+                        Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
+                    s.dirty = truncate;
+                    s
+                } else {
+                    let inode = self.refresh_attr(inode).await?;
+                    Staged::from_object(
+                        &self.config.staging_dir,
+                        self.client.as_ref(),
+                        &inode.bucket,
+                        &inode.key,
+                        inode.attr.size,
+                        inode.attr.etag.as_deref(),
+                        self.quota.clone(),
+                    )
+                    .await?
+                };
+                f.staged = Some(staged);
+            }
+        }
+        f.writers += 1;
+        Ok(None)
+    }
+
+    /// A new file: created here, open for writing, listed at once though not yet uploaded.
+    pub async fn create(&self, parent: u64, name: &str, append: bool) -> FsResult<(Stat, u64)> {
+        let _dir = self.writable_dir(parent)?;
+        super::names::creatable(name).map_err(FsError::BadName)?;
+        let attr = self.fresh_attr(0, SystemTime::now(), None);
+        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, super::Kind::File, attr);
+        let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
+        staged.dirty = true;
+        let file = self.open_file(inode.ino);
+        {
+            let mut f = file.lock().await;
+            f.handles += 1;
+            f.writers += 1;
+            f.unlinked = false;
+            if let Some(old) = f.staged.replace(staged) {
+                old.discard();
+            }
+        }
+        let fh = self.add_handle(Handle { ino: inode.ino, writes: true, append, file, reader: None });
+        self.show_local_file(parent, name, inode.ino);
+        Ok((self.stat(&inode), fh))
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let handle = self.handle(fh)?;
+        {
+            let f = handle.file.lock().await;
+            if let Some(staged) = &f.staged {
+                return staged.read_at(offset, size);
+            }
+        }
+        match &handle.reader {
+            Some(reader) => reader.lock().await.read(offset, size).await,
+            None => Err(FsError::BadHandle),
+        }
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        self.check_writable()?;
+        let handle = self.handle(fh)?;
+        if !handle.writes {
+            return Err(FsError::BadHandle);
+        }
+        let mut f = handle.file.lock().await;
+        let staged = f.staged.as_mut().ok_or(FsError::BadHandle)?;
+        let offset = if handle.append { staged.len()? } else { offset };
+        staged.write_at(offset, data)?;
+        let size = staged.len()?;
+        drop(f);
+        self.set_size_attr(handle.ino, size);
+        Ok(data.len() as u32)
+    }
+
+    /// Uploads the file's staged copy if it holds writes not yet uploaded. On failure the copy is
+    /// kept and its path logged, and the error goes back to close()/fsync(): nothing written is
+    /// lost silently.
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let handle = self.handle(fh)?;
+        if !handle.writes {
+            return Ok(());
+        }
+        let mut f = handle.file.lock().await;
+        self.upload(handle.ino, &mut f).await
+    }
+
+    async fn upload(&self, ino: u64, f: &mut OpenFile) -> FsResult<()> {
+        if f.unlinked {
+            return Ok(());
+        }
+        let Some(staged) = f.staged.as_mut().filter(|s| s.dirty) else { return Ok(()) };
+        let inode = self.inode(ino)?;
+        // No fdatasync first: the upload reads the file through the same page cache, and close()
+        // returns only once the object is in S3 (an fdatasync cost 6.6 ms per small file).
+        match self.client.put_file(&inode.bucket, &inode.key, staged.file()).await {
+            Ok(info) => {
+                staged.dirty = false;
+                staged.refused = false;
+                self.state.lock().unwrap().local_only.remove(&ino);
+                self.uploaded(ino, &inode.bucket, &inode.key, info);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(bucket = %inode.bucket, key = %inode.key, staged = %staged.path.display(), error = %e,
+                    "upload failed; the written data is kept in the staged file");
+                staged.refused = matches!(e, ObjectError::AccessDenied);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Closes a handle. A writer's close uploads what is pending; the last handle settles the
+    /// staged copy (deleted once uploaded, kept after a failure, set aside when refused).
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let removed = {
+            let mut st = self.state.lock().unwrap();
+            st.keep_cache.remove(&fh);
+            st.handles.remove(&fh)
+        };
+        let Some(handle) = removed else { return Err(FsError::BadHandle) };
+        let result = if handle.writes {
+            let mut f = handle.file.lock().await;
+            f.writers = f.writers.saturating_sub(1);
+            self.upload(handle.ino, &mut f).await
+        } else {
+            Ok(())
+        };
+        self.close_open_file(handle.ino, &handle.file).await;
+        result
+    }
+
+    /// Changes the size (truncate): of the staged copy when the file is open for writing, else the
+    /// object is staged, cut and uploaded.
+    pub async fn set_size(&self, ino: u64, fh: Option<u64>, size: u64) -> FsResult<Stat> {
+        self.check_writable()?;
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        let writer = fh.and_then(|fh| self.handle(fh).ok()).filter(|h| h.writes).and(fh);
+        let (fh, own) = match writer {
+            Some(fh) => (fh, false),
+            None => (self.open(ino, true, size == 0, false).await?, true),
+        };
+        {
+            let handle = self.handle(fh)?;
+            let mut f = handle.file.lock().await;
+            if let Some(staged) = f.staged.as_mut() {
+                staged.set_len(size)?;
+            }
+        }
+        if own {
+            self.release(fh).await?;
+        }
+        self.set_size_attr(ino, size);
+        let inode = self.inode(ino)?;
+        Ok(self.stat(&inode))
+    }
+
+    /// Unlinking a file that is open: its handles keep their data. A file open only for reading is
+    /// copied down first (its object is about to go). Returns whether it was open.
+    pub(crate) async fn unlink_open(&self, ino: u64) -> FsResult<bool> {
+        let Some(file) = self.state.lock().unwrap().open_files.get(&ino).cloned() else { return Ok(false) };
+        let mut f = file.lock().await;
+        if f.staged.is_none() {
+            let inode = self.inode(ino)?;
+            let staged = Staged::from_object(
+                &self.config.staging_dir,
+                self.client.as_ref(),
+                &inode.bucket,
+                &inode.key,
+                inode.attr.size,
+                inode.attr.etag.as_deref(),
+                self.quota.clone(),
+            )
+            .await?;
+            f.staged = Some(staged);
+        }
+        f.unlinked = true;
+        self.state.lock().unwrap().local_only.remove(&ino);
+        Ok(true)
+    }
+
+    fn set_size_attr(&self, ino: u64, size: u64) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(i) = st.inodes.get(ino).cloned() {
+            let attr = Attr { size, mtime: SystemTime::now(), valid_until: Instant::now(), ..i.attr };
+            st.inodes.set_attr(ino, attr);
+        }
+    }
+
+    /// Whether `ino` is open with a writer (its attributes are this mount's, not S3's).
+    pub(crate) fn open_for_write(&self, ino: u64) -> bool {
+        self.state.lock().unwrap().handles.values().any(|h| h.ino == ino && h.writes)
+    }
+
+    /// Every file handle still open, for flushing before unmount.
+    pub fn open_handles(&self) -> Vec<u64> {
+        self.state.lock().unwrap().handles.keys().copied().collect()
+    }
+}
