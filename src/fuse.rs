@@ -146,7 +146,12 @@ fn to_attr(s: &Stat) -> FileAttr {
     }
 }
 
+/// A name from the kernel as a key segment: longer than NAME_MAX (255 bytes) is ENAMETOOLONG, as
+/// on every Linux filesystem (FUSE leaves the check to us), and not UTF-8 is EINVAL.
 fn name_str(name: &OsStr) -> Result<String, Errno> {
+    if name.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
     name.to_str().map(str::to_string).ok_or(Errno::EINVAL)
 }
 
@@ -243,6 +248,47 @@ impl Filesystem for FuseAdapter {
             match result {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
                 Err(e) => reply.error(failed("setattr", &e)),
+            }
+        });
+    }
+
+    /// A regular file (`mknod` with S_IFREG, as some tools create empty files) is created and
+    /// uploaded empty; FIFOs, sockets and devices cannot be objects: EPERM, as on other S3
+    /// filesystems (ENOSYS made `mkfifo` say "Function not implemented").
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
+        let name = match name_str(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.rt.spawn(async move {
+            let made = async {
+                let (stat, fh) = fs.create(parent.0, &name, false).await?;
+                fs.release(fh).await?;
+                Ok::<_, crate::fs::FsError>(stat)
+            };
+            match made.await {
+                Ok(stat) => {
+                    fs.remember(stat.ino);
+                    reply.entry(&ttl, &to_attr(&stat), Generation(0));
+                }
+                Err(e) => reply.error(failed("mknod", &e)),
             }
         });
     }

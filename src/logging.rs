@@ -21,12 +21,21 @@ pub enum Sink {
 
 /// The filter: `level` (from `-o log_level=`), else `SSOFS_LOG`, else `RUST_LOG`, else [`DEFAULT_FILTER`].
 pub fn filter(level: Option<&str>) -> EnvFilter {
-    level
+    let filter = level
         .and_then(|l| EnvFilter::try_new(l).ok())
         .or_else(|| EnvFilter::try_from_env("SSOFS_LOG").ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER))
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
+    // fuser unmounts again when its session ends and warns "Unmount failed: Invalid argument" when
+    // the kernel already did (every `umount`/`fusermount3 -u`): not a failure, so not a warning.
+    match UNMOUNT_NOISE.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
+
+/// fuser's own unmount-on-drop messages (see `filter`): errors only.
+const UNMOUNT_NOISE: &str = "fuser::mnt=error";
 
 /// True when stderr is the journal: systemd sets `JOURNAL_STREAM=DEV:INODE` for a service whose
 /// output goes to the journal; it is only trusted when stderr still is that stream.

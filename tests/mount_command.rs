@@ -206,3 +206,28 @@ async fn a_mount_logging_at_trace_level_never_logs_a_secret() {
     }
     e.stack.shutdown().await;
 }
+
+/// An unmount by the user (`fusermount3 -u`, `umount`) is a normal end: the mount's log says
+/// nothing about a failure (fuser warned "Unmount failed: Invalid argument" every time).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmount_by_the_user_logs_no_failure() {
+    let e = env("clean-unmount").await;
+    let mnt = e.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"])).status.success());
+    let log = e.dir.join("mount.log");
+    let (m, l) = (mnt.to_str().unwrap().to_string(), log.to_str().unwrap().to_string());
+    let out = tokio::task::block_in_place(|| e.ssofs(&["mount", &m, "-o", &format!("log_file={l}")]));
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = server_pid(&mnt).expect("the background server runs");
+    let unmounted = tokio::task::block_in_place(|| Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap());
+    assert!(unmounted.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the mount process did not end after the unmount");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("WARN") && !text.contains("ERROR"), "a clean unmount logged: {text}");
+    e.stack.shutdown().await;
+}

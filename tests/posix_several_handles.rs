@@ -6,7 +6,7 @@
 mod mount_support;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 
 use mount_support::{Mounted, mount_as, s3_get, s3_put, unique_dir};
 use ssofs::mount::MountOptions;
@@ -113,8 +113,8 @@ async fn a_file_created_and_unlinked_while_open_is_listed_then_gone_and_never_up
         let listed = std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name() == "scratch.tmp");
         std::fs::remove_file(&p).expect("rm of a file still open");
         f.write_all(b", more").unwrap();
-        let mut back = Vec::new();
-        f.read_exact_at(&mut back_buf(18, &mut back), 0).unwrap();
+        let mut back = vec![0u8; 18];
+        f.read_exact_at(&mut back, 0).unwrap();
         drop(f);
         (listed, back)
     });
@@ -131,24 +131,46 @@ async fn a_file_created_and_unlinked_while_open_is_listed_then_gone_and_never_up
     stack.shutdown().await;
 }
 
-/// A buffer of `n` bytes in `v`, for read_exact_at.
-fn back_buf(n: usize, v: &mut Vec<u8>) -> &mut [u8] {
-    v.resize(n, 0);
-    v.as_mut_slice()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_deleted_before_its_first_read_still_reads_from_the_open_handle() {
     let (stack, m) = mounted("unlinked-read").await;
     s3_put(&stack, "analytics-raw", "doomed.txt", b"still here after rm".to_vec()).await;
     let p = m.path("analytics-raw/doomed.txt");
     let read = blocking(move || {
-        let mut f = std::fs::OpenOptions::new().read(true).custom_flags(0).open(&p).unwrap();
+        let mut f = std::fs::File::open(&p).unwrap();
         std::fs::remove_file(&p).unwrap();
         let mut text = String::new();
         f.read_to_string(&mut text).map(|_| text)
     });
     assert_eq!(read.expect("read after unlink").as_str(), "still here after rm");
+    m.unmount();
+    stack.shutdown().await;
+}
+
+/// The errors tools expect: a name over 255 bytes is ENAMETOOLONG, mkfifo is EPERM (a FIFO cannot
+/// be an object), mknod of a regular file makes an empty file.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_names_and_fifos_get_the_errors_tools_expect() {
+    let (stack, m) = mounted("errnos").await;
+    let (long, fifo, plain) = (
+        m.path(&format!("analytics-raw/{}", "n".repeat(256))),
+        m.path("analytics-raw/fifo"),
+        m.path("analytics-raw/node"),
+    );
+    let (long_err, fifo_rc, node_rc) = blocking(move || {
+        let long_err = std::fs::write(&long, b"x").unwrap_err().raw_os_error();
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mknod reads the NUL-terminated path.
+        let fifo_rc = unsafe { libc::mkfifo(c(&fifo).as_ptr(), 0o644) };
+        let fifo_errno = std::io::Error::last_os_error().raw_os_error();
+        // SAFETY: as above.
+        let node_rc = unsafe { libc::mknod(c(&plain).as_ptr(), libc::S_IFREG | 0o644, 0) };
+        (long_err, (fifo_rc, fifo_errno), node_rc)
+    });
+    assert_eq!(long_err, Some(libc::ENAMETOOLONG));
+    assert_eq!(fifo_rc, (-1, Some(libc::EPERM)));
+    assert_eq!(node_rc, 0);
+    assert_eq!(s3_get(&stack, "analytics-raw", "node").await, b"");
     m.unmount();
     stack.shutdown().await;
 }
