@@ -136,7 +136,9 @@ enum Command {
     /// A file written through a mount is staged locally until it is uploaded at close/fsync. If ssofs
     /// is killed first (SIGKILL, power loss), the staged file stays; the next mount warns about it.
     /// `recover` uploads each to its bucket and key with your credentials; `--export DIR` copies them
-    /// to DIR/<bucket>/<key> instead. Files of running mounts are left alone. Uploads the bucket
+    /// to DIR/<bucket>/<key> instead. Files of running mounts are left alone. Each mount stages in a
+    /// directory of its own (per profile and mountpoint): recover looks at the mounts of the profile
+    /// (`--profile`), or only at the one `--mountpoint` names, and lists what it found first. Uploads the bucket
     /// policy refused are kept in <staging>/refused for 7 days: `--export` copies them out too,
     /// `--discard` deletes everything. Only a staging directory you own and nobody else can open is
     /// used.
@@ -153,6 +155,9 @@ enum Command {
         /// Delete the leftovers and the refused uploads instead of recovering them.
         #[arg(long, conflicts_with = "export")]
         discard: bool,
+        /// Only the files of the mount at this mountpoint (default: every mount of the profile).
+        #[arg(long, value_name = "DIR")]
+        mountpoint: Option<PathBuf>,
     },
     /// Unmount a ssofs mount (same as `fusermount3 -u`).
     Unmount {
@@ -429,44 +434,62 @@ fn run(cli: Cli) -> Result<(), String> {
                 token_dir: store_dir,
             })
         }
-        Command::Recover { export, cache_dir, uid, discard } => {
+        Command::Recover { export, cache_dir, uid, discard, mountpoint } => {
             let options = ssofs::mount::MountOptions { cache_dir, ..Default::default() };
-            let mut staging = ssofs::mount::staging_dir(&options);
-            if let Some(uid) = uid {
-                staging = staging.join(format!("uid-{uid}"));
-            }
-            if discard {
-                let n = ssofs::recover::discard(&staging)?;
-                println!("discarded {n} file(s) from {}", staging.display());
+            let dirs = recover_dirs(&options, &profile.name, mountpoint.as_deref(), uid);
+            // What was found, before anything is touched.
+            let found: Vec<(PathBuf, usize)> =
+                dirs.into_iter().map(|d| (d.clone(), ssofs::recover::count(&d))).filter(|(_, n)| *n > 0).collect();
+            if found.is_empty() {
+                println!(
+                    "nothing to recover for profile {}{}",
+                    profile.name,
+                    mountpoint.as_ref().map(|m| format!(" at {}", m.display())).unwrap_or_default()
+                );
                 return Ok(());
             }
-            let outcome = if let Some(dir) = export {
-                let outcome = ssofs::recover::export(&staging, &dir)?;
-                println!("exported {} file(s) to {}", outcome.done.len(), dir.display());
-                outcome
-            } else {
-                if ssofs::recover::report(&staging).is_none() {
-                    println!("nothing to recover in {}", staging.display());
-                    let refused = ssofs::recover::refused_count(&staging);
-                    if refused > 0 {
+            for (dir, n) in &found {
+                println!("found {n} file(s) in {}", dir.display());
+            }
+            let mut outcome = ssofs::recover::Outcome::default();
+            let mut client = None;
+            let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            for (staging, _) in &found {
+                if discard {
+                    let n = ssofs::recover::discard(staging)?;
+                    println!("discarded {n} file(s) from {}", staging.display());
+                    continue;
+                }
+                let one = if let Some(dir) = &export {
+                    let one = ssofs::recover::export(staging, dir)?;
+                    println!("exported {} file(s) to {}", one.done.len(), dir.display());
+                    one
+                } else {
+                    if ssofs::recover::report(staging).is_none() {
+                        let refused = ssofs::recover::refused_count(staging);
                         println!(
                             "{refused} upload(s) the bucket policy refused are kept in {}/refused: `--export DIR` copies \
                              them out, `--discard` deletes them",
                             staging.display()
                         );
+                        continue;
                     }
-                    return Ok(());
-                }
-                let rt = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-                let endpoint =
-                    profile.endpoint.clone().ok_or_else(|| format!("profile {} has no endpoint", profile.name))?;
-                let client = ssofs::mount::single_user_client(&rt, &profile, &endpoint, &store_dir)?;
-                let outcome = rt.block_on(ssofs::recover::upload(&staging, client.as_ref()))?;
-                for d in &outcome.done {
-                    println!("uploaded {d}");
-                }
-                outcome
-            };
+                    if client.is_none() {
+                        let endpoint = profile
+                            .endpoint
+                            .clone()
+                            .ok_or_else(|| format!("profile {} has no endpoint", profile.name))?;
+                        client = Some(ssofs::mount::single_user_client(&rt, &profile, &endpoint, &store_dir)?);
+                    }
+                    let one = rt.block_on(ssofs::recover::upload(staging, client.as_deref().expect("made above")))?;
+                    for d in &one.done {
+                        println!("uploaded {d}");
+                    }
+                    one
+                };
+                outcome.done.extend(one.done);
+                outcome.failed.extend(one.failed);
+            }
             for f in &outcome.failed {
                 eprintln!("ssofs: not recovered: {f}");
             }
@@ -479,5 +502,38 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Unmount { .. } | Command::Doctor { .. } | Command::GenerateDocs { .. } => {
             unreachable!("handled before the profile is loaded")
         }
+    }
+}
+
+/// The staging directories `ssofs recover` looks at: the mount `mountpoint` names, else every mount
+/// of `profile` plus the staging root itself (where ssofs staged before it had one directory per
+/// mount); with `uid`, that user's part of each (multi-user mounts).
+fn recover_dirs(
+    options: &ssofs::mount::MountOptions,
+    profile: &str,
+    mountpoint: Option<&std::path::Path>,
+    uid: Option<u32>,
+) -> Vec<PathBuf> {
+    let root = ssofs::mount::staging_root(options);
+    let dirs = match mountpoint {
+        Some(m) => vec![ssofs::mount::staging_dir(options, profile, m)],
+        None => {
+            let prefix = ssofs::mount::mount_id_prefix(profile);
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            dirs.sort();
+            dirs.push(root);
+            dirs
+        }
+    };
+    match uid {
+        Some(uid) => dirs.into_iter().map(|d| d.join(format!("uid-{uid}"))).collect(),
+        None => dirs,
     }
 }

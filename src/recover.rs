@@ -182,6 +182,11 @@ pub fn discard(staging_dir: &Path) -> Result<usize, String> {
     Ok(all.len())
 }
 
+/// How many leftovers and refused uploads `staging_dir` holds.
+pub fn count(staging_dir: &Path) -> usize {
+    leftovers(staging_dir).len() + refused(staging_dir).len()
+}
+
 /// Whether `staging_dir` holds refused uploads (for `recover` to mention them).
 pub fn refused_count(staging_dir: &Path) -> usize {
     refused(staging_dir).len()

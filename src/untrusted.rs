@@ -176,6 +176,14 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
 /// is sticky (/tmp): otherwise another user could rename it away and put their own in its place.
 pub fn private_dir(dir: &Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::DirBuilderExt;
+    // Nothing is created inside a directory someone else controls: the deepest existing ancestor
+    // (and everything above it) must pass the parents' rule first.
+    if let Some(existing) = dir.ancestors().find(|a| a.exists()) {
+        let canonical = std::fs::canonicalize(existing).map_err(|e| format!("{}: {e}", existing.display()))?;
+        for parent in canonical.ancestors() {
+            trusted_parent(&canonical, parent)?;
+        }
+    }
     if let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
         return Err(format!("cannot create {}: {e}", dir.display()));
     }
@@ -207,22 +215,30 @@ pub fn check_private_dir(dir: &Path) -> Result<PathBuf, String> {
         ));
     }
     for parent in canonical.ancestors().skip(1) {
-        let m = std::fs::symlink_metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        let sticky = m.mode() & libc::S_ISVTX != 0;
-        if (m.uid() != 0 && m.uid() != me) || (m.mode() & 0o022 != 0 && !sticky) {
-            return Err(format!(
-                "{} is inside {}, which {} (owner uid {}, mode {:o}) could replace; choose a cache_dir whose \
-                 parents only root{} can change",
-                canonical.display(),
-                parent.display(),
-                if m.uid() != 0 && m.uid() != me { "another user owns" } else { "others may write to" },
-                m.uid(),
-                m.mode() & 0o7777,
-                if me == 0 { "" } else { " and you" }
-            ));
-        }
+        trusted_parent(&canonical, parent)?;
     }
     Ok(canonical)
+}
+
+/// A directory above a private one: owned by root or the caller, writable by no one else unless
+/// sticky.
+fn trusted_parent(dir: &Path, parent: &Path) -> Result<(), String> {
+    let me = euid();
+    let m = std::fs::symlink_metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let sticky = m.mode() & libc::S_ISVTX != 0;
+    if (m.uid() != 0 && m.uid() != me) || (m.mode() & 0o022 != 0 && !sticky) {
+        return Err(format!(
+            "{} is inside {}, which {} (owner uid {}, mode {:o}) could replace; choose a cache_dir whose parents \
+             only root{} can change",
+            dir.display(),
+            parent.display(),
+            if m.uid() != 0 && m.uid() != me { "another user owns" } else { "others may write to" },
+            m.uid(),
+            m.mode() & 0o7777,
+            if me == 0 { "" } else { " and you" }
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a log file for appending: created 0600 (a log names buckets, keys and accounts), never

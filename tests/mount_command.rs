@@ -231,3 +231,41 @@ async fn an_unmount_by_the_user_logs_no_failure() {
     assert!(!text.contains("WARN") && !text.contains("ERROR"), "a clean unmount logged: {text}");
     e.stack.shutdown().await;
 }
+
+/// Each mount stages on its own: another mount of the same user does not warn about a crashed
+/// mount's leftovers, and `ssofs recover --mountpoint` acts only on the mount it names, saying what
+/// it found first.
+#[tokio::test(flavor = "multi_thread")]
+async fn leftovers_belong_to_their_own_mount() {
+    let e = env("per-mount").await;
+    let (crashed, other) = (e.dir.join("crashed"), e.dir.join("other"));
+    for d in [&crashed, &other] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"])).status.success());
+    let (c, o) = (crashed.to_str().unwrap().to_string(), other.to_str().unwrap().to_string());
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["mount", &c])).status.success());
+    let pid = server_pid(&crashed).unwrap();
+    let mut f = std::fs::File::create(crashed.join("analytics-raw/orphan.txt")).unwrap();
+    use std::io::Write;
+    f.write_all(b"left by the crashed mount").unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(f);
+    let _ = Command::new("fusermount3").arg("-uz").arg(&crashed).status();
+
+    let mounted = tokio::task::block_in_place(|| e.ssofs(&["mount", &o]));
+    assert!(mounted.status.success(), "{}", text(&mounted));
+    assert!(!text(&mounted).contains("ssofs recover"), "another mount does not warn about it: {}", text(&mounted));
+    let nothing = tokio::task::block_in_place(|| e.ssofs(&["recover", "--mountpoint", &o]));
+    assert!(text(&nothing).contains("nothing to recover"), "{}", text(&nothing));
+    let recover = tokio::task::block_in_place(|| e.ssofs(&["recover", "--mountpoint", &c]));
+    assert!(recover.status.success(), "{}", text(&recover));
+    let said = text(&recover);
+    let (found, uploaded) = (said.find("found 1 file(s)"), said.find("uploaded analytics-raw/orphan.txt"));
+    assert!(found.is_some() && uploaded.is_some() && found < uploaded, "lists what it found, then acts: {said}");
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["unmount", &o])).status.success());
+    e.stack.shutdown().await;
+}

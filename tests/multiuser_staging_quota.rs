@@ -1,4 +1,4 @@
-//! A multi-user mount stages every user's writes on root's disk (`<cache_dir>/staging/uid-N`). So
+//! A multi-user mount stages every user's writes on root's disk (`<cache_dir>/staging/<mount>/uid-N`). So
 //! one user cannot fill that disk for everyone: `-o staging_quota=SIZE` (default 1G per user in a
 //! multi-user mount) bounds what a user may have staged, and a write beyond it fails with ENOSPC.
 //! And a write the bucket policy refuses (403) is not a crash leftover: it fails at close with
@@ -191,7 +191,8 @@ async fn a_write_the_bucket_refuses_is_set_aside_for_root_to_export_or_discard()
     oscar.sign_in(&stack, "oscar").await;
     other.sign_in(&stack, "oscar").await;
     let cache = t.0.join("cache");
-    let staging = cache.join("staging");
+    // One staging directory per mount (profile and mountpoint), uid-N below it for each user.
+    let staging = cache.join("staging").join(ssofs::mount::mount_id("devstack", &t.0.join("mnt")));
     let n = tag();
     let (key_a, body_a) = (format!("refused-a-{n}.txt"), format!("oscar's words {n}\n"));
     let (key_b, body_b) = (format!("refused-b-{n}.txt"), format!("the other's words {n}\n"));

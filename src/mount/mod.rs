@@ -39,7 +39,7 @@ pub struct MountRequest {
 /// unmounted (foreground).
 pub fn run(req: MountRequest) -> Result<(), String> {
     preflight(&req.mountpoint)?;
-    if let Some(message) = crate::recover::report(&staging_dir(&req.options)) {
+    if let Some(message) = crate::recover::report(&staging_dir(&req.options, &req.profile.name, &req.mountpoint)) {
         eprintln!("ssofs: warning: {message}");
         tracing::warn!("{message}");
     }
@@ -231,8 +231,37 @@ fn sanitize(s: &str) -> String {
 /// at boot runs with no HOME): never the shared, world-writable temporary directory.
 pub const ROOT_CACHE_DIR: &str = "/var/cache/ssofs";
 
-/// Where written files are staged for these options (`ssofs recover` looks there too).
-pub fn staging_dir(opts: &MountOptions) -> PathBuf {
+/// Where written files are staged for a mount of `profile` at `mountpoint` with these options:
+/// one directory per mount, so that a mount reports, and `ssofs recover --mountpoint` picks up,
+/// only what that mount left (`ssofs recover` looks there too).
+pub fn staging_dir(opts: &MountOptions, profile: &str, mountpoint: &Path) -> PathBuf {
+    staging_root(opts).join(mount_id(profile, mountpoint))
+}
+
+/// `<profile>@<last component of the mountpoint>-<hash of its absolute path>`: readable, and unique
+/// per profile and mountpoint.
+pub fn mount_id(profile: &str, mountpoint: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let absolute = absolute_path(mountpoint);
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new_with_keys(0x73746167, 0x696e6721);
+    absolute.hash(&mut h);
+    let last = absolute.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "root".into());
+    format!("{}{}-{:08x}", mount_id_prefix(profile), clean_name(&last), h.finish() as u32)
+}
+
+/// What every [`mount_id`] of `profile` starts with.
+pub fn mount_id_prefix(profile: &str) -> String {
+    format!("{}@", clean_name(profile))
+}
+
+fn clean_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+}
+
+/// The directory holding every mount's staging directory (and, from ssofs before per-mount
+/// staging, staged files directly).
+pub fn staging_root(opts: &MountOptions) -> PathBuf {
     let base = opts.cache_dir.clone().unwrap_or_else(|| {
         let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))).map(|d| d.join("ssofs")).unwrap_or_else(
@@ -248,10 +277,11 @@ pub fn staging_dir(opts: &MountOptions) -> PathBuf {
     base.join("staging")
 }
 
-fn fs_config(opts: &MountOptions, profile: &Profile) -> Result<FsConfig, String> {
+fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &Path) -> Result<FsConfig, String> {
     use crate::fs::named::BucketPath;
     // Private all the way up, checked once; the canonical path is used from here on.
-    let dir = crate::untrusted::private_dir(&staging_dir(opts)).map_err(|e| format!("staging directory: {e}"))?;
+    let dir = crate::untrusted::private_dir(&staging_dir(opts, &profile.name, mountpoint))
+        .map_err(|e| format!("staging directory: {e}"))?;
     let mut c = FsConfig::new(dir);
     c.staging_quota = opts.staging_quota;
     c.named_buckets = BucketPath::parse_all(profile.buckets.iter().map(String::as_str))
@@ -292,7 +322,8 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
         // This process will hold every user's refresh token: no core file, no ptrace or /proc
         // access by anyone but root.
         crate::untrusted::no_core_dumps().map_err(|e| format!("cannot disable core dumps: {e}"))?;
-        let users = Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options, &profile)?));
+        let users =
+            Arc::new(MultiUser::new(profile.clone(), endpoint, fs_config(&req.options, &profile, &req.mountpoint)?));
         let sweeper = users.clone();
         rt.spawn(async move {
             loop {
@@ -307,7 +338,7 @@ fn serve(req: MountRequest, ready: Option<RawFd>) -> Result<(), String> {
     } else {
         let fs = Arc::new(Fs::new(
             single_user_client(&rt, &profile, &endpoint, &req.token_dir)?,
-            fs_config(&req.options, &profile)?,
+            fs_config(&req.options, &profile, &req.mountpoint)?,
         ));
         Arc::new(SingleUser(fs))
     };
