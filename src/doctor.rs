@@ -659,9 +659,9 @@ async fn write_probe_of(s3: &S3ObjectClient, bucket: &str, prefix: &str) -> Stri
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => return format!("write not probed (cannot stage a probe file: {e})"),
     };
-    let put = s3.put_file(bucket, &key, &small).await;
+    let put = s3.put_file(bucket, &key, &small, &Default::default()).await;
     let multipart = match &put {
-        Ok(_) => Some(s3.put_file(bucket, &multipart_key, &large).await),
+        Ok(_) => Some(s3.put_file(bucket, &multipart_key, &large, &Default::default()).await),
         Err(_) => None,
     };
     let mut leftovers = Vec::new();

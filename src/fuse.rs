@@ -63,6 +63,7 @@ impl FsResolver for SingleUser {
     }
     fn bare_root(&self, _uid: u32, _gid: u32) -> Stat {
         self.0.root_stat().unwrap_or_else(|_| Stat {
+            symlink: false,
             ino: ROOT,
             is_dir: true,
             size: 0,
@@ -135,7 +136,13 @@ fn to_attr(s: &Stat) -> FileAttr {
         mtime: s.mtime,
         ctime: s.mtime,
         crtime: s.mtime,
-        kind: if s.is_dir { FileType::Directory } else { FileType::RegularFile },
+        kind: if s.is_dir {
+            FileType::Directory
+        } else if s.symlink {
+            FileType::Symlink
+        } else {
+            FileType::RegularFile
+        },
         perm: s.perm,
         nlink: if s.is_dir { 2 } else { 1 },
         uid: s.uid,
@@ -214,12 +221,12 @@ impl Filesystem for FuseAdapter {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -240,14 +247,66 @@ impl Filesystem for FuseAdapter {
             },
         };
         self.rt.spawn(async move {
-            // Times, modes and owners are accepted and not stored: S3 keeps none of them.
-            let result = match size {
-                Some(size) => fs.set_size(ino.0, fh, size).await,
-                None => fs.getattr(ino.0).await,
+            // Mode, mtime and owner go to the object's metadata (atime is not kept).
+            let newer = crate::object::meta::FileMeta {
+                mode: mode.map(|m| if m & libc::S_IFMT == 0 { libc::S_IFREG | m } else { m }),
+                mtime: mtime.map(|t| match t {
+                    TimeOrNow::SpecificTime(t) => t,
+                    TimeOrNow::Now => SystemTime::now(),
+                }),
+                uid,
+                gid,
+                known: false,
             };
+            let result = async {
+                if let Some(size) = size {
+                    fs.set_size(ino.0, fh, size).await?;
+                }
+                if !newer.is_empty() {
+                    return fs.set_meta(ino.0, newer).await;
+                }
+                fs.getattr(ino.0).await
+            };
+            let result = result.await;
             match result {
                 Ok(stat) => reply.attr(&ttl, &to_attr(&stat)),
                 Err(e) => reply.error(failed("setattr", &e)),
+            }
+        });
+    }
+
+    /// A symbolic link, stored as s3fs stores them (see `Fs::symlink`).
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
+        let name = match name_str(link_name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let Some(target) = target.to_str().map(str::to_string) else { return reply.error(Errno::EINVAL) };
+        self.rt.spawn(async move {
+            match fs.symlink(parent.0, &name, &target).await {
+                Ok(stat) => {
+                    fs.remember(stat.ino);
+                    reply.entry(&ttl, &to_attr(&stat), Generation(0));
+                }
+                Err(e) => reply.error(failed("symlink", &e)),
+            }
+        });
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = match self.fs(req) {
+            Ok((_, fs)) => fs,
+            Err(e) => return reply.error(e),
+        };
+        self.rt.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(failed("readlink", &e)),
             }
         });
     }
@@ -261,7 +320,7 @@ impl Filesystem for FuseAdapter {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
@@ -279,7 +338,7 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(async move {
             let made = async {
-                let (stat, fh) = fs.create(parent.0, &name, false).await?;
+                let (stat, fh) = fs.create(parent.0, &name, false, Some(mode & !umask)).await?;
                 fs.release(fh).await?;
                 Ok::<_, crate::fs::FsError>(stat)
             };
@@ -487,8 +546,8 @@ impl Filesystem for FuseAdapter {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
@@ -503,7 +562,7 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.error(e),
         };
         self.rt.spawn(async move {
-            match fs.create(parent.0, &name, flags & libc::O_APPEND != 0).await {
+            match fs.create(parent.0, &name, flags & libc::O_APPEND != 0, Some(mode & !umask)).await {
                 Ok((stat, fh)) => {
                     fs.remember(stat.ino);
                     reply.created(&ttl, &to_attr(&stat), Generation(0), handle(slot, fh), open_flags);

@@ -36,6 +36,7 @@ pub fn listing(prefix: &str, keys: &[String], prefixes: &[String]) {
             size: 0,
             etag: "\"fuzz\"".into(),
             last_modified: std::time::SystemTime::UNIX_EPOCH,
+            meta: Default::default(),
         })
         .collect();
     let entries = listing::entries("fuzz", prefix, &files, prefixes);

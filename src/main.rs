@@ -126,7 +126,8 @@ enum Command {
     /// start; prefer ca_file in the profile); config=FILE, state_dir=DIR, log_level=LEVEL,
     /// log_file=FILE (for fstab); multiuser (root only: one mount serves every Unix user with their
     /// own login, read from ~USER/.local/state/ssofs; see README, "Multi-user mounts");
-    /// staging_quota=SIZE (bytes of written data staged per user, beyond which writes fail with
+    /// metadata=on|off (keep mode, mtime and owner in object metadata as s3fs and rclone do; on by
+    /// default); staging_quota=SIZE (bytes of written data staged per user, beyond which writes fail with
     /// ENOSPC; default 1G per user with multiuser, unbounded otherwise). mount(8)
     /// options such as _netdev, nofail, noauto, user, users, defaults, x-* and comment=* are accepted
     /// and ignored. An unknown option is an error.

@@ -233,7 +233,16 @@ impl FsResolver for MultiUser {
     }
 
     fn bare_root(&self, uid: u32, gid: u32) -> Stat {
-        Stat { ino: ROOT, is_dir: true, size: 0, mtime: SystemTime::now(), perm: self.template.dir_mode, uid, gid }
+        Stat {
+            ino: ROOT,
+            is_dir: true,
+            symlink: false,
+            size: 0,
+            mtime: SystemTime::now(),
+            perm: self.template.dir_mode,
+            uid,
+            gid,
+        }
     }
 }
 

@@ -161,7 +161,7 @@ pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient) -> Result<Out
                 continue;
             }
         };
-        match client.put_file(&l.bucket, &l.key, &file).await {
+        match client.put_file(&l.bucket, &l.key, &file, &Default::default()).await {
             Ok(_) => {
                 forget_leftover(&l);
                 outcome.done.push(name);

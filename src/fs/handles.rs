@@ -20,6 +20,7 @@ use super::read::Reader;
 use super::staging::Staged;
 use super::{Fs, Stat};
 use crate::object::ObjectError;
+use crate::object::meta::FileMeta;
 
 /// What every handle of one file shares.
 #[derive(Default)]
@@ -27,9 +28,25 @@ pub(crate) struct OpenFile {
     /// The local copy writes go to (and reads come from while it exists).
     pub(crate) staged: Option<Staged>,
     writers: usize,
-    handles: usize,
     /// Unlinked while open: never uploaded.
     pub(crate) unlinked: bool,
+    /// Mode, times or owner set while open (chmod, utimens, chown; a create's mode): stored with
+    /// the next upload.
+    pending_meta: FileMeta,
+}
+
+/// One open file in the state's map: its handles, counted under the state's lock.
+#[derive(Default)]
+pub(crate) struct OpenEntry {
+    handles: usize,
+    file: Arc<AsyncMutex<OpenFile>>,
+}
+
+impl OpenEntry {
+    /// Whether the file has a staged copy (or is being changed right now).
+    pub(crate) fn staged_or_busy(&self) -> bool {
+        self.file.try_lock().map_or(true, |f| f.staged.is_some())
+    }
 }
 
 pub(crate) struct Handle {
@@ -47,26 +64,30 @@ impl Fs {
         self.state.lock().unwrap().handles.get(&fh).cloned().ok_or(FsError::BadHandle)
     }
 
-    /// The open-file state of `ino`, made on first open.
+    /// The open-file state of `ino`, made on first open, with one more handle counted. The count
+    /// lives beside the map (under the same lock), so the last close and a new open cannot race
+    /// into two states for one file.
     fn open_file(&self, ino: u64) -> Arc<AsyncMutex<OpenFile>> {
-        self.state.lock().unwrap().open_files.entry(ino).or_default().clone()
+        let mut st = self.state.lock().unwrap();
+        let entry = st.open_files.entry(ino).or_default();
+        entry.handles += 1;
+        entry.file.clone()
     }
 
     /// A handle went away (or never came): the last one takes the open-file state with it and
     /// settles its staged copy.
     async fn close_open_file(&self, ino: u64, file: &Arc<AsyncMutex<OpenFile>>) {
-        let mut f = file.lock().await;
-        f.handles = f.handles.saturating_sub(1);
-        if f.handles > 0 {
-            return;
-        }
         {
             let mut st = self.state.lock().unwrap();
-            if st.open_files.get(&ino).is_some_and(|current| Arc::ptr_eq(current, file)) {
-                st.open_files.remove(&ino);
+            let Some(entry) = st.open_files.get_mut(&ino).filter(|e| Arc::ptr_eq(&e.file, file)) else { return };
+            entry.handles = entry.handles.saturating_sub(1);
+            if entry.handles > 0 {
+                return;
             }
+            st.open_files.remove(&ino);
             st.local_only.remove(&ino);
         }
+        let mut f = file.lock().await;
         let Some(staged) = f.staged.take() else { return };
         if f.unlinked || !staged.dirty {
             staged.discard();
@@ -102,7 +123,6 @@ impl Fs {
             self.check_writable()?;
         }
         let file = self.open_file(ino);
-        file.lock().await.handles += 1;
         match self.open_on(&inode, &file, write, truncate).await {
             Ok(reader) => {
                 let handle = Handle { ino, writes: write, append, file, reader: reader.map(AsyncMutex::new) };
@@ -179,7 +199,7 @@ impl Fs {
     }
 
     /// A new file: created here, open for writing, listed at once though not yet uploaded.
-    pub async fn create(&self, parent: u64, name: &str, append: bool) -> FsResult<(Stat, u64)> {
+    pub async fn create(&self, parent: u64, name: &str, append: bool, mode: Option<u32>) -> FsResult<(Stat, u64)> {
         let _dir = self.writable_dir(parent)?;
         super::names::creatable(name).map_err(FsError::BadName)?;
         let attr = self.fresh_attr(0, SystemTime::now(), None);
@@ -189,9 +209,9 @@ impl Fs {
         let file = self.open_file(inode.ino);
         {
             let mut f = file.lock().await;
-            f.handles += 1;
             f.writers += 1;
             f.unlinked = false;
+            f.pending_meta = FileMeta { mode: mode.map(|m| libc::S_IFREG | (m & 0o7777)), ..FileMeta::default() };
             if let Some(old) = f.staged.replace(staged) {
                 old.discard();
             }
@@ -249,12 +269,19 @@ impl Fs {
         }
         let Some(staged) = f.staged.as_mut().filter(|s| s.dirty) else { return Ok(()) };
         let inode = self.inode(ino)?;
+        // Mode and owner as known or as set; the time is now unless one was set explicitly.
+        let mut meta = inode.attr.meta.updated(&f.pending_meta);
+        if f.pending_meta.mtime.is_none() {
+            meta.mtime = Some(SystemTime::now());
+        }
+        let meta = if self.config.metadata { meta } else { FileMeta::default() };
         // No fdatasync first: the upload reads the file through the same page cache, and close()
         // returns only once the object is in S3 (an fdatasync cost 6.6 ms per small file).
-        match self.client.put_file(&inode.bucket, &inode.key, staged.file()).await {
+        match self.client.put_file(&inode.bucket, &inode.key, staged.file(), &meta).await {
             Ok(info) => {
                 staged.dirty = false;
                 staged.refused = false;
+                f.pending_meta = FileMeta::default();
                 self.state.lock().unwrap().local_only.remove(&ino);
                 self.uploaded(ino, &inode.bucket, &inode.key, info);
                 Ok(())
@@ -319,7 +346,9 @@ impl Fs {
     /// Unlinking a file that is open: its handles keep their data. A file open only for reading is
     /// copied down first (its object is about to go). Returns whether it was open.
     pub(crate) async fn unlink_open(&self, ino: u64) -> FsResult<bool> {
-        let Some(file) = self.state.lock().unwrap().open_files.get(&ino).cloned() else { return Ok(false) };
+        let Some(file) = self.state.lock().unwrap().open_files.get(&ino).map(|e| e.file.clone()) else {
+            return Ok(false);
+        };
         let mut f = file.lock().await;
         if f.staged.is_none() {
             let inode = self.inode(ino)?;
@@ -338,6 +367,81 @@ impl Fs {
         f.unlinked = true;
         self.state.lock().unwrap().local_only.remove(&ino);
         Ok(true)
+    }
+
+    /// chmod, utimens, chown: kept in the object's metadata. A file open for writing gets them with
+    /// its next upload (now marked pending); any other file's object is copied onto itself with the
+    /// new metadata. Directories have no object of their own to keep them: accepted, not kept.
+    pub async fn set_meta(&self, ino: u64, newer: FileMeta) -> FsResult<Stat> {
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() || !self.config.metadata || newer.is_empty() {
+            return Ok(self.stat(&inode));
+        }
+        self.check_writable()?;
+        let open = self.state.lock().unwrap().open_files.get(&ino).map(|e| e.file.clone());
+        if let Some(file) = open {
+            let mut f = file.lock().await;
+            let unlinked = f.unlinked;
+            let pending = f.staged.as_ref().filter(|_| !unlinked).map(|s| s.dirty);
+            if let Some(dirty) = pending {
+                // Every later upload of this file carries it.
+                f.pending_meta = f.pending_meta.updated(&newer);
+                drop(f);
+                let mut st = self.state.lock().unwrap();
+                if let Some(i) = st.inodes.get(ino).cloned() {
+                    let meta = FileMeta { known: true, ..i.attr.meta.updated(&newer) };
+                    st.inodes.set_attr(ino, Attr { meta, ..i.attr });
+                }
+                let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
+                drop(st);
+                if dirty {
+                    // Not uploaded yet: the upload at close or fsync stores it.
+                    return Ok(self.stat(&inode));
+                }
+                // Everything written is in S3 already (a tool's chmod between its close and the
+                // kernel's release, as rsync and cp -p do): store it now too.
+            }
+        }
+        // Whatever the object holds already is kept: read it first when this mount has not.
+        let inode = if inode.attr.meta.known { inode } else { self.refresh_attr(&inode).await? };
+        let mut meta = inode.attr.meta.updated(&newer);
+        if meta.mode.is_none() {
+            meta.mode = Some(libc::S_IFREG | u32::from(self.config.file_mode));
+        }
+        let info = self.client.set_meta(&inode.bucket, &inode.key, &meta).await?;
+        self.uploaded(ino, &inode.bucket, &inode.key, info);
+        let inode = self.inode(ino)?;
+        Ok(self.stat(&inode))
+    }
+
+    /// A symbolic link, stored as s3fs stores them: an object whose body is the target and whose
+    /// mode says S_IFLNK.
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<Stat> {
+        let dir = self.writable_dir(parent)?;
+        super::names::creatable(name).map_err(FsError::BadName)?;
+        let key = dir.child_key(name);
+        let meta =
+            FileMeta { mode: Some(libc::S_IFLNK | 0o777), mtime: Some(SystemTime::now()), ..FileMeta::default() };
+        let info = self.client.put_bytes(&dir.bucket, &key, bytes::Bytes::from(target.to_string()), &meta).await?;
+        let attr = Attr { meta: info.meta, ..self.fresh_attr(info.size, info.last_modified, Some(info.etag.clone())) };
+        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, super::Kind::File, attr);
+        self.uploaded(inode.ino, &dir.bucket, &key, info);
+        let inode = self.inode(inode.ino)?;
+        Ok(self.stat(&inode))
+    }
+
+    /// The target of a symbolic link (its object's body).
+    pub async fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        let inode = self.inode(ino)?;
+        if !inode.attr.meta.is_symlink() {
+            return Err(FsError::BadName("not a symbolic link".into()));
+        }
+        const MAX_TARGET: u64 = 4096;
+        let data = self
+            .client
+            .get_range(&inode.bucket, &inode.key, 0..inode.attr.size.min(MAX_TARGET), inode.attr.etag.as_deref())
+            .await?;
+        Ok(data.to_vec())
     }
 
     fn set_size_attr(&self, ino: u64, size: u64) {

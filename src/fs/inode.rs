@@ -29,6 +29,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     pub etag: Option<String>,
     pub valid_until: Instant,
+    /// Mode, time and owner from the object's metadata (`known` once read with a HEAD).
+    pub meta: crate::object::meta::FileMeta,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +81,13 @@ impl InodeTable {
             kind: Kind::Root,
             bucket: String::new(),
             key: String::new(),
-            attr: Attr { size: 0, mtime: SystemTime::now(), etag: None, valid_until: Instant::now() },
+            attr: Attr {
+                size: 0,
+                mtime: SystemTime::now(),
+                etag: None,
+                valid_until: Instant::now(),
+                meta: Default::default(),
+            },
             lookups: 1,
         };
         InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new() }
@@ -131,7 +139,9 @@ impl InodeTable {
         {
             existing.key = key;
             existing.bucket = bucket;
-            existing.attr = attr;
+            // A listing says nothing of metadata: what a HEAD read of the same version stays.
+            let meta = if !attr.meta.known && existing.attr.etag == attr.etag { existing.attr.meta } else { attr.meta };
+            existing.attr = Attr { meta, ..attr };
             return existing.clone();
         }
         self.insert_new(parent, name, kind, bucket, key, attr)

@@ -59,7 +59,13 @@ mod tests {
     use crate::fs::inode::Kind;
 
     fn obj(key: &str) -> ObjectInfo {
-        ObjectInfo { key: key.into(), size: 1, etag: "\"e\"".into(), last_modified: SystemTime::UNIX_EPOCH }
+        ObjectInfo {
+            key: key.into(),
+            size: 1,
+            etag: "\"e\"".into(),
+            last_modified: SystemTime::UNIX_EPOCH,
+            meta: Default::default(),
+        }
     }
 
     fn list(prefix: &str, keys: &[&str], prefixes: &[&str]) -> Vec<(String, Kind, Option<String>)> {

@@ -43,6 +43,8 @@ pub struct FsConfig {
     pub read_only: bool,
     /// Where files being written are staged (per user, 0700).
     pub staging_dir: PathBuf,
+    /// Keep mode, mtime and owner in object metadata, and read them back (s3fs's and rclone's keys).
+    pub metadata: bool,
     /// At most this many bytes staged (writes in progress plus files kept from failed uploads);
     /// beyond it writes fail with ENOSPC. Unbounded when `None`.
     pub staging_quota: Option<u64>,
@@ -73,6 +75,7 @@ impl FsConfig {
             read_only: false,
             staging_dir,
             staging_quota: None,
+            metadata: true,
             named_buckets: Vec::new(),
             root_bucket: None,
         }
@@ -84,6 +87,8 @@ impl FsConfig {
 pub struct Stat {
     pub ino: u64,
     pub is_dir: bool,
+    /// A symbolic link (an object whose metadata says so; its body is the target).
+    pub symlink: bool,
     pub size: u64,
     pub mtime: SystemTime,
     pub perm: u16,
@@ -139,7 +144,7 @@ struct State {
     negative: HashMap<(u64, String), Instant>,
     handles: HashMap<u64, Arc<handles::Handle>>,
     /// One state per open file, shared by its handles (handles.rs).
-    open_files: HashMap<u64, Arc<tokio::sync::Mutex<handles::OpenFile>>>,
+    open_files: HashMap<u64, handles::OpenEntry>,
     /// Files created here and not yet uploaded: listed though S3 does not have them yet.
     local_only: std::collections::HashSet<u64>,
     next_fh: u64,
@@ -160,6 +165,8 @@ pub struct Fs {
     closing: std::sync::atomic::AtomicBool,
     /// `config.staging_quota`, shared by this filesystem's staged files.
     quota: Option<Arc<staging::StagingQuota>>,
+    /// When this filesystem started: a directory's time until a listing says otherwise.
+    mounted_at: SystemTime,
 }
 
 impl Fs {
@@ -176,6 +183,7 @@ impl Fs {
         };
         let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
         Fs {
+            mounted_at: SystemTime::now(),
             quota,
             client,
             cache: Arc::new(cache),
@@ -211,14 +219,17 @@ impl Fs {
 
     fn stat(&self, i: &Inode) -> Stat {
         let is_dir = i.kind.is_dir();
+        let meta = &i.attr.meta;
+        let default_perm = if is_dir { self.config.dir_mode } else { self.config.file_mode };
         Stat {
             ino: i.ino,
             is_dir,
+            symlink: !is_dir && meta.is_symlink(),
             size: if is_dir { 0 } else { i.attr.size },
-            mtime: i.attr.mtime,
-            perm: if is_dir { self.config.dir_mode } else { self.config.file_mode },
-            uid: self.config.uid,
-            gid: self.config.gid,
+            mtime: meta.mtime.unwrap_or(i.attr.mtime),
+            perm: meta.mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm),
+            uid: meta.uid.unwrap_or(self.config.uid),
+            gid: meta.gid.unwrap_or(self.config.gid),
         }
     }
 
@@ -227,11 +238,18 @@ impl Fs {
     }
 
     fn fresh_attr(&self, size: u64, mtime: SystemTime, etag: Option<String>) -> Attr {
-        Attr { size, mtime, etag, valid_until: Instant::now() + self.config.attr_ttl }
+        Attr { size, mtime, etag, valid_until: Instant::now() + self.config.attr_ttl, meta: Default::default() }
     }
 
+    /// Attributes from a HEAD: with the object's metadata (mode, mtime, owner), unless turned off.
+    fn head_attr(&self, o: ObjectInfo) -> Attr {
+        let meta = if self.config.metadata { o.meta } else { Default::default() };
+        Attr { meta, ..self.fresh_attr(o.size, o.last_modified, Some(o.etag)) }
+    }
+
+    /// A directory's time is stable: the mount's start (a listing moves it to its newest entry's).
     fn dir_attr(&self) -> Attr {
-        self.fresh_attr(0, SystemTime::now(), None)
+        self.fresh_attr(0, self.mounted_at, None)
     }
 
     /// The kernel took a reference to `ino` (entry replies).
@@ -384,7 +402,7 @@ impl Fs {
             };
             let attr = self.entry_attr(e);
             let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, &e.name, e.kind, attr, e.key.clone());
-            return Ok(self.stat(&inode));
+            return self.with_meta(inode).await;
         }
         if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string()))
             && *until > Instant::now()
@@ -394,6 +412,23 @@ impl Fs {
         let (kind, attr, key) = self.probe(&dir, name).await?;
         let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, name, kind, attr, key);
         Ok(self.stat(&inode))
+    }
+
+    /// A file known only from a listing: one HEAD reads its metadata (mode, mtime, owner; whether it
+    /// is a symlink), once per version. Skipped when metadata is off or the file is this mount's own.
+    async fn with_meta(&self, inode: Inode) -> FsResult<Stat> {
+        if inode.kind.is_dir() || inode.attr.meta.known || !self.config.metadata || self.is_local_only(inode.ino) {
+            return Ok(self.stat(&inode));
+        }
+        match self.refresh_attr(&inode).await {
+            Ok(fresh) => Ok(self.stat(&fresh)),
+            // Gone since the listing: as a lookup of a missing name.
+            Err(FsError::NotFound) => Err(FsError::NotFound),
+            Err(e) => {
+                tracing::debug!(key = %inode.key, error = %e, "metadata not read; listing attributes used");
+                Ok(self.stat(&inode))
+            }
+        }
     }
 
     fn entry_attr(&self, e: &Entry) -> Attr {
@@ -420,9 +455,7 @@ impl Fs {
         }
         let head = if shadowed { self.client.head(&dir.bucket, &object_key).await } else { head };
         match head {
-            Ok(o) => {
-                Ok((Kind::File, self.fresh_attr(o.size, o.last_modified, Some(o.etag)), shadowed.then_some(object_key)))
-            }
+            Ok(o) => Ok((Kind::File, self.head_attr(o), shadowed.then_some(object_key))),
             Err(ObjectError::NotFound) => {
                 let until = Instant::now() + self.config.negative_ttl;
                 self.state.lock().unwrap().negative.insert((dir.ino, name.to_string()), until);
@@ -438,7 +471,7 @@ impl Fs {
             return Ok(self.stat(&inode));
         }
         let o = self.client.head(&inode.bucket, &inode.key).await?;
-        let attr = self.fresh_attr(o.size, o.last_modified, Some(o.etag));
+        let attr = self.head_attr(o);
         let mut st = self.state.lock().unwrap();
         st.inodes.set_attr(ino, attr);
         let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
@@ -447,7 +480,7 @@ impl Fs {
 
     async fn refresh_attr(&self, inode: &Inode) -> FsResult<Inode> {
         let o = self.client.head(&inode.bucket, &inode.key).await?;
-        let attr = self.fresh_attr(o.size, o.last_modified, Some(o.etag));
+        let attr = self.head_attr(o);
         let mut st = self.state.lock().unwrap();
         st.inodes.set_attr(inode.ino, attr);
         st.inodes.get(inode.ino).cloned().ok_or(FsError::NotFound)
@@ -461,6 +494,7 @@ impl Fs {
             mtime: info.last_modified,
             etag: Some(info.etag.clone()),
             valid_until: Instant::now() + self.config.attr_ttl,
+            meta: info.meta,
         };
         st.inodes.set_attr(ino, attr);
         if let Some(parent) = st.inodes.get(ino).map(|i| i.parent) {
@@ -500,7 +534,7 @@ impl Fs {
         let dir = self.writable_dir(parent)?;
         names::creatable(name).map_err(FsError::BadName)?;
         let key = format!("{}{name}/", dir.key);
-        self.client.put_bytes(&dir.bucket, &key, Bytes::new()).await?;
+        self.client.put_bytes(&dir.bucket, &key, Bytes::new(), &Default::default()).await?;
         let mut st = self.state.lock().unwrap();
         st.negative.remove(&(parent, name.to_string()));
         if let Some(l) = st.listings.get_mut(&parent) {
@@ -569,7 +603,7 @@ impl Fs {
                 if key.ends_with('/') {
                     // A directory marker (mkdir's empty `dir/`) is made again, not copied: some servers
                     // refuse CopyObject of such keys, which would fail the whole `mv`.
-                    self.client.put_bytes(&bucket, &dest, Bytes::new()).await?;
+                    self.client.put_bytes(&bucket, &dest, Bytes::new(), &Default::default()).await?;
                 } else {
                     self.client.copy(&bucket, &key, &dest).await?;
                 }
@@ -623,9 +657,7 @@ impl Fs {
     fn note_read_open(&self, fh: u64, ino: u64) {
         let mut st = self.state.lock().unwrap();
         let Some(etag) = st.inodes.get(ino).and_then(|i| i.attr.etag.clone()) else { return };
-        if st.local_only.contains(&ino)
-            || st.open_files.get(&ino).is_some_and(|f| f.try_lock().map_or(true, |f| f.staged.is_some()))
-        {
+        if st.local_only.contains(&ino) || st.open_files.get(&ino).is_some_and(|e| e.staged_or_busy()) {
             return;
         }
         if st.opened_etag.insert(ino, etag.clone()).as_ref() == Some(&etag) {

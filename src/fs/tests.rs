@@ -40,7 +40,7 @@ async fn read_all(fs: &Fs, ino: u64) -> Vec<u8> {
 }
 
 async fn write_file(fs: &Fs, parent: u64, name: &str, body: &[u8]) -> u64 {
-    let (stat, fh) = fs.create(parent, name, false).await.unwrap();
+    let (stat, fh) = fs.create(parent, name, false, None).await.unwrap();
     if !body.is_empty() {
         fs.write(fh, 0, body).await.unwrap();
     }
@@ -75,7 +75,7 @@ async fn buckets_prefixes_objects_and_markers() {
 }
 
 #[tokio::test]
-async fn lookups_after_a_listing_cost_no_requests() {
+async fn lookups_after_a_listing_read_each_files_metadata_once() {
     let (c, fs) = setup("cost");
     for i in 0..1000 {
         c.insert("data", &format!("many/f{i:04}"), "x");
@@ -85,11 +85,27 @@ async fn lookups_after_a_listing_cost_no_requests() {
     let heads = c.calls_of("HeadObject");
     let entries = fs.readdir(many.ino).await.unwrap();
     assert_eq!(entries.len(), 1000);
-    for e in &entries {
+    // The first lookup of each file reads its metadata (mode, mtime: a listing has none), once.
+    for round in 0..2 {
+        for e in &entries {
+            fs.lookup(many.ino, &e.name).await.unwrap();
+            fs.getattr(e.stat.ino).await.unwrap();
+        }
+        assert_eq!(c.calls_of("HeadObject") - heads, 1000, "one HEAD per file, in round {round} as in the first");
+    }
+    assert_eq!(c.calls_of("ListObjectsV2") - before, 10, "1000 entries at 100 per page");
+
+    // With metadata off (-o metadata=off), a listing is all a lookup needs.
+    let dir = std::env::temp_dir().join(format!("ssofs-fs-nometa-{}", std::process::id()));
+    let mut cfg = FsConfig::new(dir);
+    cfg.metadata = false;
+    let fs = Fs::new(c.clone(), cfg);
+    let many = path(&fs, &["data", "many"]).await.unwrap();
+    let heads = c.calls_of("HeadObject");
+    for e in &fs.readdir(many.ino).await.unwrap() {
         fs.lookup(many.ino, &e.name).await.unwrap();
         fs.getattr(e.stat.ino).await.unwrap();
     }
-    assert_eq!(c.calls_of("ListObjectsV2") - before, 10, "1000 entries at 100 per page");
     assert_eq!(c.calls_of("HeadObject"), heads, "no request per entry");
 }
 
@@ -168,7 +184,7 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
     let (c, fs) = setup("denied");
     c.deny_writes("data");
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, fh) = fs.create(data.ino, "nope.txt", false).await.unwrap();
+    let (_, fh) = fs.create(data.ino, "nope.txt", false, None).await.unwrap();
     fs.write(fh, 0, b"precious").await.unwrap();
     let err = fs.release(fh).await.unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
@@ -197,9 +213,9 @@ async fn writes_beyond_the_staging_quota_fail_with_enospc_and_free_it_when_uploa
     cfg.staging_quota = Some(1000);
     let fs = Fs::new(client.clone(), cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, a) = fs.create(data.ino, "a", false).await.unwrap();
+    let (_, a) = fs.create(data.ino, "a", false, None).await.unwrap();
     fs.write(a, 0, &[1u8; 600]).await.unwrap();
-    let (b_stat, b) = fs.create(data.ino, "b", false).await.unwrap();
+    let (b_stat, b) = fs.create(data.ino, "b", false, None).await.unwrap();
     let err = fs.write(b, 0, &[2u8; 600]).await.unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
     // Rewriting what is already reserved costs nothing more.
@@ -238,7 +254,7 @@ async fn read_only_mount_refuses_writes() {
     cfg.read_only = true;
     let fs = Fs::new(client, cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    assert_eq!(fs.create(data.ino, "x", false).await.unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.create(data.ino, "x", false, None).await.unwrap_err().errno(), libc::EROFS);
     assert_eq!(fs.mkdir(data.ino, "x").await.unwrap_err().errno(), libc::EROFS);
 }
 
@@ -368,7 +384,7 @@ mod model {
             Op::Write(f, data) => {
                 let (d, n) = split(FILES[*f]);
                 let parent = dir_ino(fs, &d).await?;
-                let (_, fh) = fs.create(parent, &n, false).await?;
+                let (_, fh) = fs.create(parent, &n, false, None).await?;
                 fs.write(fh, 0, data).await?;
                 fs.release(fh).await
             }
@@ -443,7 +459,7 @@ async fn a_directory_made_by_mkdir_is_renamed_where_marker_copies_are_refused() 
     let data = path(&fs, &["data"]).await.unwrap();
     let d = fs.mkdir(data.ino, "made").await.unwrap();
     fs.mkdir(d.ino, "inner").await.unwrap();
-    let (_, fh) = fs.create(d.ino, "f.txt", false).await.unwrap();
+    let (_, fh) = fs.create(d.ino, "f.txt", false, None).await.unwrap();
     fs.write(fh, 0, b"x").await.unwrap();
     fs.release(fh).await.unwrap();
     fs.rename(data.ino, "made", data.ino, "moved").await.unwrap();

@@ -284,6 +284,7 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &Path) -> Resul
         .map_err(|e| format!("staging directory: {e}"))?;
     let mut c = FsConfig::new(dir);
     c.staging_quota = opts.staging_quota;
+    c.metadata = !opts.no_metadata;
     c.named_buckets = BucketPath::parse_all(profile.buckets.iter().map(String::as_str))
         .map_err(|e| format!("profile {}: buckets: {e}", profile.name))?;
     c.root_bucket = opts.root_bucket.as_deref().map(BucketPath::parse).transpose()?;

@@ -41,6 +41,9 @@ pub struct MountOptions {
     pub op_timeout: Option<Duration>,
     /// `insecure_tls`: accept any TLS certificate (IdP, STS, S3). Never the default.
     pub insecure_tls: bool,
+    /// `metadata=off`: neither store nor read mode, mtime and owner in object metadata (a lookup then
+    /// needs no HEAD; every file shows file_mode and its object's time).
+    pub no_metadata: bool,
     /// `buckets=a:b/prefix`: buckets (or prefixes) shown at the root besides what ListBuckets
     /// returns; replaces the profile's `buckets`.
     pub buckets: Option<Vec<String>>,
@@ -167,6 +170,11 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
                 let v = need(value, name)?;
                 o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
             }
+            "metadata" => match need(value, name)? {
+                "on" => o.no_metadata = false,
+                "off" => o.no_metadata = true,
+                v => return Err(bad(v, "expected on or off")),
+            },
             "buckets" => {
                 let v = need(value, name)?;
                 crate::fs::named::BucketPath::parse_all(v.split(':')).map_err(|e| bad(v, &e))?;
@@ -205,7 +213,7 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
             _ => {
                 return Err(format!(
                     "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, disk_cache_size, staging_quota, buckets, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
+                     cache_size, cache_dir, disk_cache_size, staging_quota, buckets, metadata, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
                      config, state_dir, log_level, log_file, multiuser, op_timeout, insecure_tls \
                      (see `ssofs mount --help`)"
                 ));

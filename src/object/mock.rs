@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 
 /// Objects of one bucket: key → (body, info).
@@ -68,12 +69,18 @@ impl MockObjectClient {
 
     /// Stores an object directly (a change "behind the mount's back" in tests).
     pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Bytes>) -> ObjectInfo {
+        self.insert_with(bucket, key, body, &FileMeta::default())
+    }
+
+    /// Stores an object with metadata.
+    pub fn insert_with(&self, bucket: &str, key: &str, body: impl Into<Bytes>, meta: &FileMeta) -> ObjectInfo {
         let body = body.into();
         let info = ObjectInfo {
             key: key.to_string(),
             size: body.len() as u64,
             etag: format!("\"v{}\"", self.version.fetch_add(1, Ordering::Relaxed) + 1),
             last_modified: SystemTime::now(),
+            meta: FileMeta { known: true, ..*meta },
         };
         self.buckets
             .lock()
@@ -167,19 +174,32 @@ impl ObjectClient for MockObjectClient {
         Ok(body.slice(start..end))
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
+    async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.count("PutObject");
         self.check_write(bucket)?;
         let len = file.metadata().map_err(|e| ObjectError::Other(e.to_string()))?.len();
         let mut body = vec![0u8; len as usize];
         std::os::unix::fs::FileExt::read_exact_at(file, &mut body, 0).map_err(|e| ObjectError::Other(e.to_string()))?;
-        Ok(self.insert(bucket, key, body))
+        Ok(self.insert_with(bucket, key, body, meta))
     }
 
-    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+    async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
         self.count("PutObject");
         self.check_write(bucket)?;
-        Ok(self.insert(bucket, key, body))
+        Ok(self.insert_with(bucket, key, body, meta))
+    }
+
+    async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+        self.count("CopyObject");
+        self.check_write(bucket)?;
+        let body = self.object(bucket, key).ok_or(ObjectError::NotFound)?;
+        Ok(self.insert_with(bucket, key, body, meta))
     }
 
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
@@ -188,8 +208,11 @@ impl ObjectClient for MockObjectClient {
         if from.ends_with('/') && self.refuse_marker_copies.load(Ordering::SeqCst) {
             return Err(ObjectError::NotFound);
         }
-        let body = self.object(bucket, from).ok_or(ObjectError::NotFound)?;
-        self.insert(bucket, to, body);
+        let (body, info) = {
+            let buckets = self.buckets.lock().unwrap();
+            buckets.get(bucket).and_then(|b| b.get(from)).cloned().ok_or(ObjectError::NotFound)?
+        };
+        self.insert_with(bucket, to, body, &info.meta);
         Ok(())
     }
 

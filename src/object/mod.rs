@@ -3,6 +3,7 @@
 
 mod complete_xml;
 mod insecure_http;
+pub mod meta;
 pub mod mock;
 pub mod retry;
 pub mod s3;
@@ -20,6 +21,8 @@ pub struct ObjectInfo {
     pub size: u64,
     pub etag: String,
     pub last_modified: SystemTime,
+    /// Mode, times and owner the object's metadata holds (unknown from a listing).
+    pub meta: meta::FileMeta,
 }
 
 /// One page of a delimiter listing.
@@ -77,9 +80,25 @@ pub trait ObjectClient: Send + Sync + 'static {
     /// Uploads an open local file as the object (multipart when large); returns the new object's
     /// info. The data is read through this descriptor (never by opening a path again, which someone
     /// could have swapped for a symlink since it was written).
-    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError>;
+    async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: &File,
+        meta: &meta::FileMeta,
+    ) -> Result<ObjectInfo, ObjectError>;
 
-    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError>;
+    async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        meta: &meta::FileMeta,
+    ) -> Result<ObjectInfo, ObjectError>;
+
+    /// Replaces an object's metadata (CopyObject onto itself, MetadataDirective REPLACE): chmod,
+    /// utimens and chown of a file that is not open for writing.
+    async fn set_meta(&self, bucket: &str, key: &str, meta: &meta::FileMeta) -> Result<ObjectInfo, ObjectError>;
 
     /// Server-side copy within a bucket.
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError>;

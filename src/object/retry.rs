@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
@@ -112,12 +113,22 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         self.run("GetObject", || self.inner.get_range(bucket, key, range.clone(), etag)).await
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
-        self.retry("PutObject", false, || self.inner.put_file(bucket, key, file)).await
+    async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+        self.retry("PutObject", false, || self.inner.put_file(bucket, key, file, meta)).await
     }
 
-    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
-        self.run("PutObject", || self.inner.put_bytes(bucket, key, body.clone())).await
+    async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        self.run("PutObject", || self.inner.put_bytes(bucket, key, body.clone(), meta)).await
+    }
+
+    async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+        self.run("CopyObject", || self.inner.set_meta(bucket, key, meta)).await
     }
 
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
@@ -164,11 +175,14 @@ mod tests {
             }
             self.inner.get_range(b, k, r, e).await
         }
-        async fn put_file(&self, b: &str, k: &str, f: &File) -> Result<ObjectInfo, ObjectError> {
-            self.inner.put_file(b, k, f).await
+        async fn put_file(&self, b: &str, k: &str, f: &File, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+            self.inner.put_file(b, k, f, m).await
         }
-        async fn put_bytes(&self, b: &str, k: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
-            self.inner.put_bytes(b, k, body).await
+        async fn put_bytes(&self, b: &str, k: &str, body: Bytes, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+            self.inner.put_bytes(b, k, body, m).await
+        }
+        async fn set_meta(&self, b: &str, k: &str, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+            self.inner.set_meta(b, k, m).await
         }
         async fn copy(&self, b: &str, f: &str, t: &str) -> Result<(), ObjectError> {
             self.inner.copy(b, f, t).await

@@ -17,6 +17,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use md5::Digest;
 
+use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 use crate::config::{Checksums, Profile};
 use crate::credentials::{CredentialError, CredentialProvider, s3_config};
@@ -215,6 +216,7 @@ impl ObjectClient for S3ObjectClient {
                         size: o.size().unwrap_or(0).max(0) as u64,
                         etag: o.e_tag().unwrap_or_default().to_string(),
                         last_modified: mtime(o.last_modified()),
+                        meta: Default::default(),
                     })
                 })
                 .collect(),
@@ -238,6 +240,7 @@ impl ObjectClient for S3ObjectClient {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             etag: etag.to_string(),
             last_modified: mtime(out.last_modified()),
+            meta: FileMeta::from_user_metadata(out.metadata()),
         })
     }
 
@@ -307,13 +310,14 @@ impl ObjectClient for S3ObjectClient {
         }
     }
 
-    async fn put_file(&self, bucket: &str, key: &str, file: &File) -> Result<ObjectInfo, ObjectError> {
+    async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
         let size = file.metadata().map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?.len();
         // The SDK opens a body again for each attempt and each part: through /proc/self/fd/N that is
         // the very file behind this descriptor, with an offset of its own, whatever any path names now.
         let path = &PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         if size > SINGLE_PUT_MAX {
-            return self.put_multipart(bucket, key, path, size).await;
+            return self.put_multipart(bucket, key, path, size, meta).await;
         }
         let md5 = match self.checksums {
             Checksums::Md5 => Some(
@@ -332,6 +336,7 @@ impl ObjectClient for S3ObjectClient {
                     .body(body)
                     .set_content_md5(md5.as_ref().map(base64_md5))
                     .set_checksum_algorithm(self.flexible_checksum())
+                    .set_metadata(user_meta.clone())
                     .send()
                     .await
             })
@@ -340,26 +345,68 @@ impl ObjectClient for S3ObjectClient {
         if let Some(md5) = &md5 {
             check_etag(key, md5, out.e_tag());
         }
-        written(key, size, out.e_tag())
+        written(key, size, out.e_tag(), meta)
     }
 
-    async fn put_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<ObjectInfo, ObjectError> {
+    async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
         let size = body.len() as u64;
+        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
         let out = self
             .provider
             .with_fresh_credentials(|| {
-                let md5 = base64_md5(&md5::Md5::digest(&body).into());
+                let md5 = (self.checksums == Checksums::Md5).then(|| base64_md5(&md5::Md5::digest(&body).into()));
                 self.client
                     .put_object()
                     .bucket(bucket)
                     .key(key)
                     .body(ByteStream::from(body.clone()))
-                    .content_md5(md5)
+                    .set_content_md5(md5)
+                    .set_checksum_algorithm(self.flexible_checksum())
+                    .set_metadata(user_meta.clone())
                     .send()
             })
             .await
             .map_err(map_err)?;
-        written(key, size, out.e_tag())
+        written(key, size, out.e_tag(), meta)
+    }
+
+    async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
+        // REPLACE drops every header not sent again: keep the object's other user metadata (s3fs's
+        // xattr, rclone's md5chksum, ...) and its Content-Type, as s3fs and rclone do.
+        let current = self
+            .provider
+            .with_fresh_credentials(|| self.client.head_object().bucket(bucket).key(key).send())
+            .await
+            .map_err(map_err)?;
+        let mut user_meta = current.metadata().cloned().unwrap_or_default();
+        for (k, v) in meta.to_user_metadata() {
+            user_meta.retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
+            user_meta.insert(k, v);
+        }
+        let content_type = current.content_type().map(str::to_string);
+        let source = format!("{bucket}/{}", urlencode_key(key));
+        self.provider
+            .with_fresh_credentials(|| {
+                self.client
+                    .copy_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .copy_source(source.clone())
+                    .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                    .set_metadata(Some(user_meta.clone()))
+                    .set_content_type(content_type.clone())
+                    .send()
+            })
+            .await
+            .map_err(map_err)?;
+        // The new ETag, size and metadata as the server now has them.
+        self.head(bucket, key).await
     }
 
     async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<(), ObjectError> {
@@ -431,7 +478,15 @@ impl S3ObjectClient {
 
     /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
     /// parts are left behind.
-    async fn put_multipart(&self, bucket: &str, key: &str, path: &Path, size: u64) -> Result<ObjectInfo, ObjectError> {
+    async fn put_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        size: u64,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
         let part_size = PART_SIZE.max(size.div_ceil(MAX_PARTS));
         let created = self
             .provider
@@ -441,6 +496,7 @@ impl S3ObjectClient {
                     .bucket(bucket)
                     .key(key)
                     .set_checksum_algorithm(self.flexible_checksum())
+                    .set_metadata(user_meta.clone())
                     .send()
             })
             .await
@@ -514,7 +570,7 @@ impl S3ObjectClient {
                 .map_err(map_err)
         };
         match upload.await {
-            Ok(out) => written(key, size, out.e_tag()),
+            Ok(out) => written(key, size, out.e_tag(), meta),
             Err(e) => {
                 let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
                 Err(e)
@@ -525,9 +581,10 @@ impl S3ObjectClient {
 
 /// What a successful upload made: the server's ETag, our size, now as LastModified. S3 always
 /// answers a stored object with its ETag; an answer without one did not store anything we know of.
-fn written(key: &str, size: u64, etag: Option<&str>) -> Result<ObjectInfo, ObjectError> {
+fn written(key: &str, size: u64, etag: Option<&str>, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
     let etag = etag.ok_or_else(|| not_s3(key, "the upload", "without an ETag"))?;
-    Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now() })
+    let meta = FileMeta { known: true, ..*meta };
+    Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now(), meta })
 }
 
 /// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
