@@ -374,7 +374,7 @@ impl Fs {
             .entries
             .iter()
             .map(|e| {
-                let inode = st.inodes.upsert_with_key(ino, &e.name, e.kind, self.entry_attr(e), e.key.clone());
+                let inode = upsert_seen(&mut st, ino, &e.name, e.kind, self.entry_attr(e), e.key.clone());
                 DirEntry { name: e.name.clone(), stat: self.stat(&inode) }
             })
             .collect())
@@ -401,7 +401,7 @@ impl Fs {
                 return Err(FsError::NotFound);
             };
             let attr = self.entry_attr(e);
-            let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, &e.name, e.kind, attr, e.key.clone());
+            let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, &e.name, e.kind, attr, e.key.clone());
             return self.with_meta(inode).await;
         }
         if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string()))
@@ -410,7 +410,7 @@ impl Fs {
             return Err(FsError::NotFound);
         }
         let (kind, attr, key) = self.probe(&dir, name).await?;
-        let inode = self.state.lock().unwrap().inodes.upsert_with_key(parent, name, kind, attr, key);
+        let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, name, kind, attr, key);
         Ok(self.stat(&inode))
     }
 
@@ -482,7 +482,9 @@ impl Fs {
         let o = self.client.head(&inode.bucket, &inode.key).await?;
         let attr = self.head_attr(o);
         let mut st = self.state.lock().unwrap();
-        st.inodes.set_attr(inode.ino, attr);
+        if !held_locally(&st, inode.ino) {
+            st.inodes.set_attr(inode.ino, attr);
+        }
         st.inodes.get(inode.ino).cloned().ok_or(FsError::NotFound)
     }
 
@@ -692,6 +694,25 @@ impl Fs {
     pub fn block_cache_bytes(&self) -> usize {
         self.cache.bytes()
     }
+}
+
+/// Whether this mount holds a staged copy of `ino`: then its own size and times are the file's,
+/// newer than anything a listing or a HEAD says.
+fn held_locally(st: &State, ino: u64) -> bool {
+    st.open_files.get(&ino).is_some_and(|e| e.staged_or_busy())
+}
+
+/// Records what S3 says about `parent/name` (a listing, a HEAD), unless this mount holds a staged
+/// copy of that file (a lookup while it is being written used to put the listing's older size
+/// back, and the kernel then cut the file to it: found by the fsx-style test).
+fn upsert_seen(st: &mut State, parent: u64, name: &str, kind: Kind, attr: Attr, key: Option<String>) -> Inode {
+    if let Some(existing) = st.inodes.child(parent, name)
+        && existing.kind == kind
+        && held_locally(st, existing.ino)
+    {
+        return existing.clone();
+    }
+    st.inodes.upsert_with_key(parent, name, kind, attr, key)
 }
 
 #[cfg(test)]
