@@ -404,6 +404,16 @@ impl Fs {
             let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, &e.name, e.kind, attr, e.key.clone());
             return self.with_meta(inode).await;
         }
+        // A file this mount holds (created and not uploaded yet, or being written): its own inode,
+        // whatever S3 says now.
+        {
+            let st = self.state.lock().unwrap();
+            if let Some(child) = st.inodes.child(parent, name)
+                && (st.local_only.contains(&child.ino) || held_locally(&st, child.ino))
+            {
+                return Ok(self.stat(&child.clone()));
+            }
+        }
         if let Some(until) = self.state.lock().unwrap().negative.get(&(parent, name.to_string()))
             && *until > Instant::now()
         {
