@@ -211,15 +211,21 @@ async fn duration_seconds_bounds_and_expiry() {
 }
 
 #[tokio::test]
-async fn expired_credentials_get_expired_token_also_on_head() {
+async fn expired_credentials_are_an_unknown_access_key_also_on_head() {
     let s = Stack::start("expired").await;
     let creds = s.credentials_for("alice").await;
     let alice = s.s3(&creds);
     alice.head_object().bucket("analytics-raw").key("README.txt").send().await.unwrap();
     let expired = s.control("expire-sessions", &[]).await;
     assert!(expired["expired"].as_u64().unwrap() >= 1);
+    // MinIO looks an expired temporary key up as unknown: 403 InvalidAccessKeyId, never ExpiredToken.
     let err = alice.list_objects_v2().bucket("analytics-raw").send().await.unwrap_err();
-    assert_eq!(s3_code(&err), "ExpiredToken");
+    assert_eq!(s3_code(&err), "InvalidAccessKeyId");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(
+        err.as_service_error().and_then(aws_sdk_s3::error::ProvideErrorMetadata::message),
+        Some("The Access Key Id you provided does not exist in our records.")
+    );
 
     // HEAD has no body: MinIO carries the code in x-minio-error-code.
     let presigned = alice
@@ -230,8 +236,18 @@ async fn expired_credentials_get_expired_token_also_on_head() {
         .await
         .unwrap();
     let resp = s.http.head(presigned.uri()).send().await.unwrap();
-    assert!(!resp.status().is_success());
-    assert_eq!(resp.headers()["x-minio-error-code"], "ExpiredToken");
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["x-minio-error-code"], "InvalidAccessKeyId");
+
+    // The request log names the code of each refusal.
+    let codes: Vec<String> = s
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["access_key"] == creds.access_key.as_str() && r["status"] == 403)
+        .map(|r| r["code"].as_str().unwrap_or("<none>").to_string())
+        .collect();
+    assert_eq!(codes, ["InvalidAccessKeyId", "InvalidAccessKeyId"]);
     s.running.shutdown().await;
 }
 
