@@ -472,6 +472,9 @@ fn sts_fix(e: &CredentialError, profile: &str) -> String {
         }
         CredentialError::ClockSkew { .. } => "synchronise the clocks with NTP".into(),
         CredentialError::InvalidSignature { .. } => "check MinIO's config_url; run `ssofs login` again".into(),
+        CredentialError::IdpKeysUnreachable { .. } => {
+            "let MinIO reach the identity provider's keys (its jwks_uri); ssofs retries by itself".into()
+        }
         CredentialError::Token(_) => format!("run `ssofs login --profile {profile}`"),
         e if e.is_transient() => "check that the endpoint is up and reachable; ssofs retries by itself".into(),
         _ => "check the profile's endpoint, role_arn and duration_seconds".into(),

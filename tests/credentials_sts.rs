@@ -448,3 +448,40 @@ async fn a_claim_naming_no_policy_names_the_policies() {
     assert!(e.to_string().contains(&oid) && e.to_string().contains("none of the policies"), "{e}");
     s.shutdown().await;
 }
+
+/// MinIO verifies a token signed with a key it has not seen by fetching the IdP's keys (JWKS) again;
+/// when the IdP is down then, it refuses with 400 InvalidParameterValue and Go's error text. That is
+/// an outage of MinIO's link to the IdP, not a verdict on the token: retried, and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minio_unable_to_fetch_the_idps_keys_is_retried_like_an_outage() {
+    let s = stack("jwks", |_| {}).await;
+    let sts = StsClient::new(StsSettings::from_profile(&s.profile).unwrap()).unwrap();
+    sts.assume_role(&WebIdentityToken::new(s.raw_id_token("alice").await, SystemTime::now())).await.unwrap();
+    s.control("rotate-keys", &[]).await;
+    let token = s.raw_id_token("alice").await;
+    s.control("faults", &[("idp_down", "1")]).await;
+
+    let e = sts.assume_role(&WebIdentityToken::new(token.clone(), SystemTime::now())).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("cannot fetch the identity provider's signing keys (JWKS"), "{text}");
+    assert!(text.contains("503 Service Unavailable"), "{text}");
+
+    // Through the provider: denied for now, transient, and access comes back by itself.
+    let options = ProviderOptions {
+        retry_min: Duration::from_millis(200),
+        retry_max: Duration::from_secs(1),
+        ..ProviderOptions::default()
+    };
+    let provider = s.provider(Arc::new(FixedToken(token)), options);
+    let e = provider.credentials().await.unwrap_err();
+    assert!(e.is_permission_denied() && e.is_transient() && !e.needs_login(), "{e:?}");
+    assert!(e.to_string().contains("signing keys (JWKS") && e.to_string().contains("keeps retrying"), "{e}");
+    s.control("faults", &[("idp_down", "0")]).await;
+    let healed = Instant::now();
+    while provider.credentials().await.is_err() {
+        assert!(healed.elapsed() < Duration::from_secs(15), "no recovery once the IdP was back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.shutdown().await;
+}

@@ -173,6 +173,25 @@ async fn sts_refetches_keys_after_rotation() {
     s.running.shutdown().await;
 }
 
+/// MinIO fetches the JWKS again only when a token does not verify with the keys it has (a new kid
+/// after rotation); when the IdP cannot be reached then, it answers 400 InvalidParameterValue with
+/// Go's error text, here the status line of the IdP's 503.
+#[tokio::test]
+async fn sts_unable_to_fetch_the_idps_keys_answers_400_with_gos_text() {
+    let s = Stack::start("jwks-down").await;
+    s.credentials_for("alice").await; // STS has the current keys
+    s.control("rotate-keys", &[]).await;
+    let token = s.id_token("alice").await; // signed with a key STS has not seen
+    s.control("faults", &[("idp_down", "1")]).await;
+    let (status, xml) = s.sts(&token, &[]).await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "InvalidParameterValue", "{xml}");
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "503 Service Unavailable", "{xml}");
+    s.control("faults", &[("idp_down", "0")]).await;
+    assert_eq!(s.sts(&token, &[]).await.0, 200);
+    s.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn duration_seconds_bounds_and_expiry() {
     let s = Stack::start("duration").await;

@@ -62,6 +62,26 @@ pub enum CredentialError {
     )]
     InvalidSignature { kid: String, issuer: String, server_message: String },
 
+    /// MinIO could not fetch the IdP's keys to verify the token: it does when a token is signed with
+    /// a key it has not seen (the IdP rotated keys), and answers 400 InvalidParameterValue with Go's
+    /// error text when the IdP does not answer. An outage between MinIO and the IdP, not a verdict on
+    /// the token.
+    #[error(
+        "STS (MinIO) cannot fetch the identity provider's signing keys (JWKS{}) to verify the token: {}. MinIO fetches \
+         them when a token is signed with a key it has not seen yet, as after the identity provider rotates its keys. \
+         Check that MinIO reaches the identity provider (DNS, proxy, firewall, an outage of the identity provider)",
+        url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
+        if url.is_some() { server_message.clone() } else { format!("the identity provider answered {server_message}") }
+    )]
+    IdpKeysUnreachable {
+        /// The URL MinIO fetched, when its message names it.
+        url: Option<String>,
+        server_message: String,
+        /// Whether waiting may help: a network failure or an IdP answering 5xx/429, rather than
+        /// answering that there is no such document.
+        transient: bool,
+    },
+
     /// Any other refusal (4xx) by STS, with MinIO's/AWS's code and message.
     #[error("STS refused the request: {code}: {message}{hint}")]
     StsRefused { code: String, message: String, hint: String },
@@ -94,6 +114,7 @@ impl CredentialError {
         match self {
             CredentialError::Token(TokenError::Unavailable(_)) | CredentialError::StsUnavailable { .. } => true,
             CredentialError::BadStsReply { status, .. } => *status >= 500,
+            CredentialError::IdpKeysUnreachable { transient, .. } => *transient,
             CredentialError::NoValidCredentials { cause, .. } => cause.is_transient(),
             _ => false,
         }
@@ -141,6 +162,10 @@ impl CredentialError {
 fn login_advice(profile: &str, cause: &CredentialError) -> String {
     if cause.to_string().contains("ssofs login") {
         return String::new();
+    }
+    if let CredentialError::IdpKeysUnreachable { transient: true, .. } = cause {
+        return ". ssofs keeps retrying; access comes back by itself once MinIO reaches the identity provider again"
+            .into();
     }
     if cause.is_transient() {
         return format!(". ssofs keeps retrying; if this persists, run `ssofs login --profile {profile}`");

@@ -25,6 +25,9 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
     let lower = message.to_ascii_lowercase();
     let claims = jwt_part(cx.token, 1).unwrap_or_default();
     let server_message = message.to_string();
+    if let Some(e) = idp_keys_unreachable(code, message) {
+        return e;
+    }
     if lower.contains("`aud` claim invalid") || lower.contains("`azp` claim invalid") || lower.contains("audience") {
         let token_audience = strings(claims.get("aud")).join(", ");
         let token_audience = if token_audience.is_empty() { "no audience".into() } else { token_audience };
@@ -68,6 +71,34 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
         ""
     };
     CredentialError::StsRefused { code: code.to_string(), message: server_message, hint: hint.to_string() }
+}
+
+/// MinIO's words when it cannot fetch the IdP's keys (internal/config/identity/openid/jwt.go
+/// PopulatePublicKey returns Go's errors as they come, cmd/sts-handlers.go sends them as a 400
+/// InvalidParameterValue): a `*url.Error`, `Get "URL": dial tcp ...`, when the IdP cannot be reached,
+/// or the bare status line, `503 Service Unavailable`, when it answers with an error.
+fn idp_keys_unreachable(code: &str, message: &str) -> Option<CredentialError> {
+    let server_message = message.to_string();
+    if let Some(rest) = message.strip_prefix("Get \"")
+        && let Some((url, _)) = rest.split_once("\": ")
+    {
+        return Some(CredentialError::IdpKeysUnreachable {
+            url: Some(url.to_string()),
+            server_message,
+            transient: true,
+        });
+    }
+    // Only MinIO's code for its token checks, and only a whole status line ("NNN Reason Phrase").
+    let status: u16 = message.get(..3)?.parse().ok()?;
+    let reason = message.get(3..)?.strip_prefix(' ')?;
+    let status_line = (100..600).contains(&status)
+        && reason.starts_with(|c: char| c.is_ascii_uppercase())
+        && reason.chars().all(|c| c.is_ascii_alphanumeric() || " -'".contains(c));
+    if code != "InvalidParameterValue" || !status_line {
+        return None;
+    }
+    let transient = status >= 500 || status == 429 || status == 408;
+    Some(CredentialError::IdpKeysUnreachable { url: None, server_message, transient })
 }
 
 /// The policy names between backticks in "None of the given policies (`a,b`) are defined".
@@ -219,6 +250,32 @@ mod tests {
         let e = diagnose("InvalidParameterValue", "crypto/rsa: verification error", &cx(&t, None, 0));
         let text = e.to_string();
         assert!(text.contains("k1") && text.contains("https://issuer") && text.contains("rotated"), "{text}");
+    }
+
+    /// MinIO answers 400 InvalidParameterValue with Go's error text when it cannot fetch the IdP's
+    /// keys (internal/config/identity/openid/jwt.go PopulatePublicKey): an outage, not a refusal.
+    #[test]
+    fn unreachable_idp_keys_are_an_outage_naming_the_url() {
+        let url = "https://login.microsoftonline.com/tenant/discovery/v2.0/keys";
+        for detail in [
+            "dial tcp 20.190.160.1:443: connect: connection refused",
+            "dial tcp: lookup login.microsoftonline.com: no such host",
+        ] {
+            let msg = format!("Get \"{url}\": {detail}");
+            let e = diagnose("InvalidParameterValue", &msg, &cx("", None, 0));
+            assert!(e.is_transient(), "{e:?}");
+            let text = e.to_string();
+            assert!(
+                text.contains("cannot fetch the identity provider's signing keys (JWKS") && text.contains(url),
+                "{text}"
+            );
+            assert!(text.contains(detail), "{text}");
+        }
+        // A JWKS endpoint answering an error: Go's status line, no URL.
+        let e = diagnose("InvalidParameterValue", "503 Service Unavailable", &cx("", None, 0));
+        assert!(e.is_transient(), "{e:?}");
+        assert!(e.to_string().contains("cannot fetch the identity provider's signing keys (JWKS"), "{e}");
+        assert!(e.to_string().contains("503 Service Unavailable"), "{e}");
     }
 
     #[test]
