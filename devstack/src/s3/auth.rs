@@ -66,6 +66,12 @@ impl Iam {
         }
     }
 
+    /// What STS signs session tokens with: the root secret key (cmd/sts-handlers.go
+    /// getTokenSigningKey, without site replication).
+    pub fn token_signing_key(&self) -> &str {
+        &self.root_secret_key
+    }
+
     pub fn policy_exists(&self, name: &str) -> bool {
         self.policies.contains_key(name)
     }
