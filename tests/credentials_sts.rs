@@ -411,6 +411,17 @@ async fn sts_refusals_are_explained() {
     assert!(matches!(e, CredentialError::InvalidSignature { .. }), "{e:?}");
     assert!(e.to_string().contains("rotated") && e.to_string().contains("tenant"), "{e}");
 
+    // Signed by a key MinIO does not find among the IdP's, even after fetching them again.
+    let mut header = jsonwebtoken::decode_header(&alice).unwrap();
+    let key = ssofs_devstack::keys::all().into_iter().find(|k| Some(&k.kid) == header.kid.as_ref()).unwrap();
+    header.kid = Some("no-such-kid".into());
+    let e = refusal(&s, jsonwebtoken::encode(&header, &claims(&alice), &key.encoding).unwrap()).await;
+    assert!(matches!(e, CredentialError::UnknownSigningKey { ref kid, .. } if kid == "no-such-kid"), "{e:?}");
+    assert!(
+        e.to_string().contains("config_url") && e.to_string().contains(claims(&alice)["iss"].as_str().unwrap()),
+        "{e}"
+    );
+
     // Through the provider: the same cause inside the typed permission error, no credentials.
     let provider = s.provider(Arc::new(FixedToken(s.raw_id_token("eve").await)), ProviderOptions::default());
     let e = provider.credentials().await.unwrap_err();

@@ -164,6 +164,37 @@ async fn sts_refuses_a_token_for_another_audience_and_a_bad_signature() {
     s.running.shutdown().await;
 }
 
+/// MinIO's order (internal/config/identity/openid/jwt.go Validate): signature and times, then
+/// DurationSeconds, then the audience; and its words for a kid it has no key for.
+#[tokio::test]
+async fn sts_checks_duration_before_audience_and_names_an_unknown_kid() {
+    let s = Stack::start("order").await;
+    let token = s.id_token("alice").await;
+    let kid = common::header(&token)["kid"].as_str().unwrap().to_string();
+    let key = ssofs_devstack::keys::all().into_iter().find(|k| k.kid == kid).unwrap();
+    let sign = |kid: Option<&str>, claims: &serde_json::Value| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&h, claims, &key.encoding).unwrap()
+    };
+    let mut other_app = common::claims(&token);
+    other_app["aud"] = "11111111-2222-3333-4444-555555555555".into();
+    let forged = sign(Some(&kid), &other_app);
+    let (status, xml) = s.sts(&forged, &[("DurationSeconds", "10")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "invalid token expiry", "{xml}");
+    let (_, xml) = s.sts(&forged, &[("DurationSeconds", "3600")]).await;
+    assert!(xml_field(&xml, "Message").unwrap().contains("`azp` claim invalid"), "{xml}");
+
+    let claims = common::claims(&token);
+    let (status, xml) = s.sts(&sign(Some("no-such-kid"), &claims), &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "No public key found for kid no-such-kid", "{xml}");
+    let (_, xml) = s.sts(&sign(None, &claims), &[]).await;
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "Invalid kid value &lt;nil&gt;", "{xml}");
+    s.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn sts_refetches_keys_after_rotation() {
     let s = Stack::start("rotation").await;

@@ -62,6 +62,17 @@ pub enum CredentialError {
     )]
     InvalidSignature { kid: String, issuer: String, server_message: String },
 
+    /// The token's kid is not among the keys MinIO fetched from its config_url, even after fetching
+    /// them again: MinIO trusts another tenant or identity provider, or the app signs with its own key.
+    #[error(
+        "STS refused the token: MinIO has no key with the token's key id {kid} among the identity provider's \
+         signing keys (JWKS) it fetched ({server_message}). MinIO's config_url names another tenant or identity \
+         provider than the token's issuer {issuer}: set it to the issuer's discovery document \
+         ({issuer}/.well-known/openid-configuration). If the app registration signs its tokens with a key of its \
+         own (claims mapping), add ?appid=<client id> to that URL"
+    )]
+    UnknownSigningKey { kid: String, issuer: String, server_message: String },
+
     /// MinIO could not fetch the IdP's keys to verify the token: it does when a token is signed with
     /// a key it has not seen (the IdP rotated keys), and answers 400 InvalidParameterValue with Go's
     /// error text when the IdP does not answer. An outage between MinIO and the IdP, not a verdict on

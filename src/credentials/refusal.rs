@@ -56,9 +56,16 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
     if lower.contains("used before issued") || lower.contains("not valid yet") || lower.contains("is expired") {
         return clock_skew(&claims, cx, server_message);
     }
+    let header = jwt_part(cx.token, 0).unwrap_or_default();
+    let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("(none)").to_string();
+    // MinIO's key function (internal/config/identity/openid/jwt.go Validate): "No public key found
+    // for kid X" after it fetched the JWKS again, "Invalid kid value <nil>" for a token without one.
+    if lower.contains("no public key found for kid") || lower.contains("invalid kid value") {
+        let from_message = message.rsplit(' ').next().filter(|k| !k.is_empty() && *k != "<nil>");
+        let kid = header.get("kid").and_then(Value::as_str).or(from_message).unwrap_or("(none)").to_string();
+        return CredentialError::UnknownSigningKey { kid, issuer: text(&claims, "iss"), server_message };
+    }
     if lower.contains("verification error") || lower.contains("signature") {
-        let header = jwt_part(cx.token, 0).unwrap_or_default();
-        let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("(none)").to_string();
         return CredentialError::InvalidSignature {
             kid: text(&header, "kid"),
             issuer: text(&claims, "iss"),
@@ -276,6 +283,16 @@ mod tests {
         assert!(e.is_transient(), "{e:?}");
         assert!(e.to_string().contains("cannot fetch the identity provider's signing keys (JWKS"), "{e}");
         assert!(e.to_string().contains("503 Service Unavailable"), "{e}");
+    }
+
+    /// MinIO's words for a kid missing from the keys it fetched from config_url (jwt.go Validate).
+    #[test]
+    fn an_unknown_kid_is_named_with_the_issuer() {
+        let t = jwt(serde_json::json!({"kid": "k9"}), serde_json::json!({"iss": "https://issuer"}));
+        let e = diagnose("InvalidParameterValue", "No public key found for kid k9", &cx(&t, None, 0));
+        let text = e.to_string();
+        assert!(text.contains("k9") && text.contains("https://issuer") && text.contains("config_url"), "{text}");
+        assert!(!e.is_transient(), "{e:?}");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! AssumeRoleWithSSO, internal/config/identity/openid/jwt.go Validate) and `../shared/spec/minio-sts.md`:
 //! the token is verified against the IdP's JWKS (fetched at startup, and again whenever a token does
 //! not verify with the keys at hand; a failed fetch is the answer, in Go's words), exp/iat/nbf with
-//! zero leeway, aud (else azp) must contain the client id, `iss` is not checked, `sub` is mandatory; the
-//! configured claim names IAM policies; DurationSeconds within 900 s..365 d (devstack floor adjustable).
+//! zero leeway, then DurationSeconds within 900 s..365 d (devstack floor adjustable), then aud (else
+//! azp) must contain the client id; `iss` is not checked, `sub` is mandatory; the configured claim
+//! names IAM policies.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -121,8 +122,7 @@ impl Sts {
             return Err(invalid(format!("Unsupported action {action}")));
         }
         let token = get("WebIdentityToken").unwrap_or("");
-        let claims = self.validate(token).await?;
-        let expiration = expiry(&claims, get("DurationSeconds"), self.cfg.min_duration)?;
+        let (claims, expiration) = self.validate(token, get("DurationSeconds")).await?;
 
         // With a claim-based provider configured, an unknown RoleArn is ignored rather than refused, so
         // AWS SDKs that insist on sending one still work (minio #21421).
@@ -177,10 +177,15 @@ impl Sts {
         Ok(xml)
     }
 
-    /// MinIO's Validate (jwt.go): parse with the keys at hand (signature, time claims with zero
-    /// leeway); if that fails for any reason, fetch the JWKS again (the IdP may have rotated its keys)
-    /// and parse once more; a failed fetch is the answer. Then aud/azp.
-    async fn validate(&self, token: &str) -> Result<serde_json::Map<String, Value>, StsError> {
+    /// MinIO's Validate (jwt.go), in its order: parse with the keys at hand (signature, time claims
+    /// with zero leeway); if that fails for any reason, fetch the JWKS again (the IdP may have rotated
+    /// its keys) and parse once more, a failed fetch being the answer; then DurationSeconds
+    /// (updateClaimsExpiry); then aud/azp. The claims and the credentials' expiry.
+    async fn validate(
+        &self,
+        token: &str,
+        duration_seconds: Option<&str>,
+    ) -> Result<(serde_json::Map<String, Value>, SystemTime), StsError> {
         let claims = match self.parse(token).await {
             Ok(claims) => claims,
             Err(_) => {
@@ -188,8 +193,9 @@ impl Sts {
                 self.parse(token).await?
             }
         };
+        let expiration = expiry(&claims, duration_seconds, self.cfg.min_duration)?;
         self.check_audience(&claims)?;
-        Ok(claims)
+        Ok((claims, expiration))
     }
 
     /// golang-jwt's ParseWithClaims with MinIO's key function: the kid's key from those fetched so far.
@@ -198,9 +204,15 @@ impl Sts {
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
             return Err(invalid(format!("signing method {:?} is invalid", header.alg)));
         }
-        let kid = header.kid.clone().unwrap_or_default();
-        let key =
-            self.keys.read().await.get(&kid).cloned().ok_or_else(|| invalid(format!("Invalid kid value {kid}")))?;
+        // MinIO's key function (jwt.go Validate): a kid that is not a string is Go's %v of it.
+        let Some(kid) = header.kid.as_deref() else { return Err(invalid("Invalid kid value <nil>")) };
+        let key = self
+            .keys
+            .read()
+            .await
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| invalid(format!("No public key found for kid {kid}")))?;
         let mut v = Validation::new(header.alg);
         v.validate_exp = false;
         v.validate_nbf = false;
