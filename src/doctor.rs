@@ -472,6 +472,9 @@ fn sts_fix(e: &CredentialError, profile: &str) -> String {
         }
         CredentialError::ClockSkew { .. } => "synchronise the clocks with NTP".into(),
         CredentialError::InvalidSignature { .. } => "check MinIO's config_url; run `ssofs login` again".into(),
+        CredentialError::DurationRefused { .. } => {
+            "set duration_seconds within the bounds the server accepts, or remove it".into()
+        }
         CredentialError::UnknownSigningKey { .. } => {
             "point MinIO's config_url at the token issuer's discovery document".into()
         }

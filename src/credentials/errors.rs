@@ -93,6 +93,22 @@ pub enum CredentialError {
         transient: bool,
     },
 
+    /// STS refused the lifetime asked for (DurationSeconds): MinIO says "invalid token expiry", AWS a
+    /// ValidationError naming DurationSeconds, Ceph InvalidArgument without a message.
+    #[error(
+        "STS refused the requested credential lifetime, duration_seconds = {sent} ({refusal}). {bounds}. Set \
+         duration_seconds within them in the profile (or -o duration_seconds=N for one mount, --duration-seconds \
+         for one command), or remove it to let the server choose"
+    )]
+    DurationRefused {
+        /// Seconds asked for.
+        sent: u64,
+        /// The server's code and message, in words.
+        refusal: String,
+        /// The bounds the server stated, else the usual ones.
+        bounds: String,
+    },
+
     /// Any other refusal (4xx) by STS, with MinIO's/AWS's code and message.
     #[error("STS refused the request: {code}: {message}{hint}")]
     StsRefused { code: String, message: String, hint: String },

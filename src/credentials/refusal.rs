@@ -15,6 +15,8 @@ pub(crate) struct Context<'a> {
     /// The web identity token sent (only its claims and header are read; never logged).
     pub token: &'a str,
     pub profile_client_id: &'a str,
+    /// The DurationSeconds sent, if any.
+    pub duration_seconds: Option<u64>,
     /// MinIO's clock, from the reply's HTTP `Date` header.
     pub server_date: Option<SystemTime>,
     /// This machine's clock when the reply arrived.
@@ -26,6 +28,9 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
     let claims = jwt_part(cx.token, 1).unwrap_or_default();
     let server_message = message.to_string();
     if let Some(e) = idp_keys_unreachable(code, message) {
+        return e;
+    }
+    if let Some(e) = duration_refused(code, message, cx.duration_seconds) {
         return e;
     }
     if lower.contains("`aud` claim invalid") || lower.contains("`azp` claim invalid") || lower.contains("audience") {
@@ -73,11 +78,61 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
         };
     }
     let hint = if lower.contains("invalid token expiry") {
-        ". The requested duration_seconds is outside MinIO's bounds (900 s to 365 days), or the token has no exp"
+        ". No duration_seconds was sent, so MinIO took the credentials' lifetime from the token's exp, and could not \
+         use it"
     } else {
         ""
     };
     CredentialError::StsRefused { code: code.to_string(), message: server_message, hint: hint.to_string() }
+}
+
+/// A refusal of the DurationSeconds sent: MinIO's "invalid token expiry" (internal/auth
+/// ErrInvalidDuration, from jwt.go GetDefaultExpiration), AWS's ValidationError naming
+/// DurationSeconds, or, with DurationSeconds sent, a bare InvalidArgument/ValidationError/
+/// InvalidParameterValue without a message (Ceph's -EINVAL).
+fn duration_refused(code: &str, message: &str, sent: Option<u64>) -> Option<CredentialError> {
+    let sent = sent?;
+    let lower = message.to_ascii_lowercase();
+    let about_duration = lower.contains("token expiry") || lower.contains("duration");
+    let bare =
+        message.trim().is_empty() && matches!(code, "InvalidArgument" | "ValidationError" | "InvalidParameterValue");
+    if !about_duration && !bare {
+        return None;
+    }
+    let refusal = if bare {
+        format!("{code} without a message, as Ceph answers a DurationSeconds out of its bounds")
+    } else {
+        format!("{code}: {message}")
+    };
+    let bounds = match stated_bounds(message, sent) {
+        Some(b) => format!("The server's bound: {b}"),
+        None => "The usual bounds: MinIO 900 to 31536000 s (365 days), AWS 900 to 43200 s (12 hours, less if the \
+                 role's MaxSessionDuration is lower), Ceph 900 s to the role's maximum session duration"
+            .to_string(),
+    };
+    Some(CredentialError::DurationRefused { sent, refusal, bounds })
+}
+
+/// The bound a refusal states, if its message has numbers besides the value sent (AWS: "Member must
+/// have value greater than or equal to 900"). Numbers below a minute are counts ("1 validation
+/// error"), not durations.
+fn stated_bounds(message: &str, sent: u64) -> Option<String> {
+    let mut numbers: Vec<u64> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .filter(|&n| n >= 60 && n != sent)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let lower = message.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    match numbers.as_slice() {
+        [] => None,
+        [n] if says(&["greater", "at least", "minimum"]) => Some(format!("at least {n} s")),
+        [n] if says(&["less", "at most", "maximum", "exceed"]) => Some(format!("at most {n} s")),
+        [n] => Some(format!("{n} s")),
+        [low, .., high] => Some(format!("{low} to {high} s")),
+    }
 }
 
 /// MinIO's words when it cannot fetch the IdP's keys (internal/config/identity/openid/jwt.go
@@ -196,6 +251,7 @@ mod tests {
         Context {
             token,
             profile_client_id: "client-a",
+            duration_seconds: None,
             server_date: server.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
             local_now: UNIX_EPOCH + Duration::from_secs(local),
         }
@@ -305,5 +361,27 @@ mod tests {
         }
         let e = diagnose("InvalidParameterValue", "invalid token expiry", &cx("", None, 0));
         assert!(e.to_string().contains("duration_seconds"), "{e}");
+        // A bare refusal with no DurationSeconds sent is not blamed on it.
+        assert!(matches!(diagnose("InvalidArgument", "", &cx("", None, 0)), CredentialError::StsRefused { .. }));
+    }
+
+    /// Every server's way of refusing a DurationSeconds names duration_seconds, the value sent and
+    /// the bounds: stated ones when the message has them, else the usual ones.
+    #[test]
+    fn refused_durations_name_the_value_and_the_bounds() {
+        let sent = |d| Context { duration_seconds: Some(d), ..cx("", None, 0) };
+        let minio = diagnose("InvalidParameterValue", "invalid token expiry", &sent(100)).to_string();
+        assert!(minio.contains("duration_seconds = 100") && minio.contains("invalid token expiry"), "{minio}");
+        assert!(minio.contains("31536000") && minio.contains("43200"), "{minio}");
+        let aws = "1 validation error detected: Value '100' at 'durationSeconds' failed to satisfy constraint: Member \
+                   must have value greater than or equal to 900";
+        let text = diagnose("ValidationError", aws, &sent(100)).to_string();
+        assert!(text.contains("The server's bound: at least 900 s") && !text.contains("31536000"), "{text}");
+        let aws = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.";
+        let text = diagnose("ValidationError", aws, &sent(86400)).to_string();
+        assert!(text.contains("duration_seconds = 86400") && text.contains("43200"), "{text}");
+        let ceph = diagnose("InvalidArgument", "", &sent(100));
+        assert!(matches!(ceph, CredentialError::DurationRefused { sent: 100, .. }), "{ceph:?}");
+        assert!(ceph.to_string().contains("-o duration_seconds=N"), "{ceph}");
     }
 }
