@@ -543,6 +543,15 @@ fn sts_fix(e: &CredentialError, profile: &str) -> String {
         }
         CredentialError::ClockSkew { .. } => "synchronise the clocks with NTP".into(),
         CredentialError::InvalidSignature { .. } => "check MinIO's config_url; run `ssofs login` again".into(),
+        CredentialError::DurationRefused { .. } => {
+            "set duration_seconds within the bounds the server accepts, or remove it".into()
+        }
+        CredentialError::UnknownSigningKey { .. } => {
+            "point MinIO's config_url at the token issuer's discovery document".into()
+        }
+        CredentialError::IdpKeysUnreachable { .. } => {
+            "let MinIO reach the identity provider's keys (its jwks_uri); ssofs retries by itself".into()
+        }
         CredentialError::Token(_) => format!("run `ssofs login --profile {profile}`"),
         e if e.is_transient() => "check that the endpoint is up and reachable; ssofs retries by itself".into(),
         _ => "check the profile's endpoint, role_arn and duration_seconds".into(),

@@ -246,8 +246,10 @@ async fn a_session_expired_early_is_renewed_and_the_call_retried_once() {
 
     s.control("expire-sessions", &[]).await;
     // Without the reactive path the call fails...
+    // (MinIO looks an expired temporary key up as unknown: 403 InvalidAccessKeyId.)
     let direct = client.get_object().bucket(BUCKET).key("expire/object").send().await.unwrap_err();
-    assert_eq!(direct.as_service_error().and_then(aws_sdk_s3::error::ProvideErrorMetadata::code), Some("ExpiredToken"));
+    let code = direct.as_service_error().and_then(aws_sdk_s3::error::ProvideErrorMetadata::code);
+    assert_eq!((code, direct.raw_response().map(|r| r.status().as_u16())), (Some("InvalidAccessKeyId"), Some(403)));
     // ...with it, the caller only sees the result.
     assert_eq!(get(&client, &provider, "expire/object").await.unwrap(), b"still here");
     let second_key = provider.current_access_key().unwrap();
@@ -409,6 +411,17 @@ async fn sts_refusals_are_explained() {
     assert!(matches!(e, CredentialError::InvalidSignature { .. }), "{e:?}");
     assert!(e.to_string().contains("rotated") && e.to_string().contains("tenant"), "{e}");
 
+    // Signed by a key MinIO does not find among the IdP's, even after fetching them again.
+    let mut header = jsonwebtoken::decode_header(&alice).unwrap();
+    let key = ssofs_devstack::keys::all().into_iter().find(|k| Some(&k.kid) == header.kid.as_ref()).unwrap();
+    header.kid = Some("no-such-kid".into());
+    let e = refusal(&s, jsonwebtoken::encode(&header, &claims(&alice), &key.encoding).unwrap()).await;
+    assert!(matches!(e, CredentialError::UnknownSigningKey { ref kid, .. } if kid == "no-such-kid"), "{e:?}");
+    assert!(
+        e.to_string().contains("config_url") && e.to_string().contains(claims(&alice)["iss"].as_str().unwrap()),
+        "{e}"
+    );
+
     // Through the provider: the same cause inside the typed permission error, no credentials.
     let provider = s.provider(Arc::new(FixedToken(s.raw_id_token("eve").await)), ProviderOptions::default());
     let e = provider.credentials().await.unwrap_err();
@@ -444,5 +457,42 @@ async fn a_claim_naming_no_policy_names_the_policies() {
         "{e:?}"
     );
     assert!(e.to_string().contains(&oid) && e.to_string().contains("none of the policies"), "{e}");
+    s.shutdown().await;
+}
+
+/// MinIO verifies a token signed with a key it has not seen by fetching the IdP's keys (JWKS) again;
+/// when the IdP is down then, it refuses with 400 InvalidParameterValue and Go's error text. That is
+/// an outage of MinIO's link to the IdP, not a verdict on the token: retried, and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minio_unable_to_fetch_the_idps_keys_is_retried_like_an_outage() {
+    let s = stack("jwks", |_| {}).await;
+    let sts = StsClient::new(StsSettings::from_profile(&s.profile).unwrap()).unwrap();
+    sts.assume_role(&WebIdentityToken::new(s.raw_id_token("alice").await, SystemTime::now())).await.unwrap();
+    s.control("rotate-keys", &[]).await;
+    let token = s.raw_id_token("alice").await;
+    s.control("faults", &[("idp_down", "1")]).await;
+
+    let e = sts.assume_role(&WebIdentityToken::new(token.clone(), SystemTime::now())).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("cannot fetch the identity provider's signing keys (JWKS"), "{text}");
+    assert!(text.contains("503 Service Unavailable"), "{text}");
+
+    // Through the provider: denied for now, transient, and access comes back by itself.
+    let options = ProviderOptions {
+        retry_min: Duration::from_millis(200),
+        retry_max: Duration::from_secs(1),
+        ..ProviderOptions::default()
+    };
+    let provider = s.provider(Arc::new(FixedToken(token)), options);
+    let e = provider.credentials().await.unwrap_err();
+    assert!(e.is_permission_denied() && e.is_transient() && !e.needs_login(), "{e:?}");
+    assert!(e.to_string().contains("signing keys (JWKS") && e.to_string().contains("keeps retrying"), "{e}");
+    s.control("faults", &[("idp_down", "0")]).await;
+    let healed = Instant::now();
+    while provider.credentials().await.is_err() {
+        assert!(healed.elapsed() < Duration::from_secs(15), "no recovery once the IdP was back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     s.shutdown().await;
 }

@@ -178,11 +178,12 @@ fn root_file_damage(path: &Path, content: &str) -> Option<String> {
     })
 }
 
-/// S3 requests refused with 400 (how the devstack, like MinIO, answers ExpiredToken).
+/// S3 requests refused because their credentials expired: MinIO, and the devstack with it, looks an
+/// expired temporary key up as unknown and answers 403 InvalidAccessKeyId.
 async fn rejections(stack: &ssofs_devstack::Running) -> usize {
     let log: Vec<serde_json::Value> =
         reqwest::get(format!("{}/requests", stack.control_url)).await.unwrap().json().await.unwrap();
-    log.iter().filter(|r| r["status"] == 400 && r["access_key"] != "").count()
+    log.iter().filter(|r| r["code"] == "InvalidAccessKeyId" && r["access_key"] != "").count()
 }
 
 fn expect_safe(wrong: &[String]) {

@@ -117,7 +117,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     builder.set_access(MinioAuth(iam.clone()));
     let log = Arc::new(RequestLog::default());
     let faults = Arc::new(faults::Faults::default());
-    let front = Arc::new(Front { s3: builder.build(), sts, log: log.clone(), faults: faults.clone() });
+    let front = Arc::new(Front { s3: builder.build(), sts: sts.clone(), log: log.clone(), faults: faults.clone() });
 
     // The IdP "goes down" (503) on request; the control API below stays reachable.
     let idp_faults = faults.clone();
@@ -146,6 +146,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         let front = front.clone();
         hyper::service::service_fn(move |req| front.clone().handle(req))
     })));
+
+    // Like MinIO at startup, STS reads the IdP's discovery document and keys once both are serving.
+    sts.discover().await;
 
     let running = Running {
         idp_url,

@@ -164,12 +164,62 @@ async fn sts_refuses_a_token_for_another_audience_and_a_bad_signature() {
     s.running.shutdown().await;
 }
 
+/// MinIO's order (internal/config/identity/openid/jwt.go Validate): signature and times, then
+/// DurationSeconds, then the audience; and its words for a kid it has no key for.
+#[tokio::test]
+async fn sts_checks_duration_before_audience_and_names_an_unknown_kid() {
+    let s = Stack::start("order").await;
+    let token = s.id_token("alice").await;
+    let kid = common::header(&token)["kid"].as_str().unwrap().to_string();
+    let key = ssofs_devstack::keys::all().into_iter().find(|k| k.kid == kid).unwrap();
+    let sign = |kid: Option<&str>, claims: &serde_json::Value| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&h, claims, &key.encoding).unwrap()
+    };
+    let mut other_app = common::claims(&token);
+    other_app["aud"] = "11111111-2222-3333-4444-555555555555".into();
+    let forged = sign(Some(&kid), &other_app);
+    let (status, xml) = s.sts(&forged, &[("DurationSeconds", "10")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "invalid token expiry", "{xml}");
+    let (_, xml) = s.sts(&forged, &[("DurationSeconds", "3600")]).await;
+    assert!(xml_field(&xml, "Message").unwrap().contains("`azp` claim invalid"), "{xml}");
+
+    let claims = common::claims(&token);
+    let (status, xml) = s.sts(&sign(Some("no-such-kid"), &claims), &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "No public key found for kid no-such-kid", "{xml}");
+    let (_, xml) = s.sts(&sign(None, &claims), &[]).await;
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "Invalid kid value &lt;nil&gt;", "{xml}");
+    s.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn sts_refetches_keys_after_rotation() {
     let s = Stack::start("rotation").await;
     s.credentials_for("alice").await; // STS caches the JWKS
     s.control("rotate-keys", &[]).await;
     s.credentials_for("alice").await; // unknown kid: refetched once, verified
+    s.running.shutdown().await;
+}
+
+/// MinIO fetches the JWKS again only when a token does not verify with the keys it has (a new kid
+/// after rotation); when the IdP cannot be reached then, it answers 400 InvalidParameterValue with
+/// Go's error text, here the status line of the IdP's 503.
+#[tokio::test]
+async fn sts_unable_to_fetch_the_idps_keys_answers_400_with_gos_text() {
+    let s = Stack::start("jwks-down").await;
+    s.credentials_for("alice").await; // STS has the current keys
+    s.control("rotate-keys", &[]).await;
+    let token = s.id_token("alice").await; // signed with a key STS has not seen
+    s.control("faults", &[("idp_down", "1")]).await;
+    let (status, xml) = s.sts(&token, &[]).await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "InvalidParameterValue", "{xml}");
+    assert_eq!(xml_field(&xml, "Message").unwrap(), "503 Service Unavailable", "{xml}");
+    s.control("faults", &[("idp_down", "0")]).await;
+    assert_eq!(s.sts(&token, &[]).await.0, 200);
     s.running.shutdown().await;
 }
 
@@ -211,15 +261,21 @@ async fn duration_seconds_bounds_and_expiry() {
 }
 
 #[tokio::test]
-async fn expired_credentials_get_expired_token_also_on_head() {
+async fn expired_credentials_are_an_unknown_access_key_also_on_head() {
     let s = Stack::start("expired").await;
     let creds = s.credentials_for("alice").await;
     let alice = s.s3(&creds);
     alice.head_object().bucket("analytics-raw").key("README.txt").send().await.unwrap();
     let expired = s.control("expire-sessions", &[]).await;
     assert!(expired["expired"].as_u64().unwrap() >= 1);
+    // MinIO looks an expired temporary key up as unknown: 403 InvalidAccessKeyId, never ExpiredToken.
     let err = alice.list_objects_v2().bucket("analytics-raw").send().await.unwrap_err();
-    assert_eq!(s3_code(&err), "ExpiredToken");
+    assert_eq!(s3_code(&err), "InvalidAccessKeyId");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(
+        err.as_service_error().and_then(aws_sdk_s3::error::ProvideErrorMetadata::message),
+        Some("The Access Key Id you provided does not exist in our records.")
+    );
 
     // HEAD has no body: MinIO carries the code in x-minio-error-code.
     let presigned = alice
@@ -230,8 +286,63 @@ async fn expired_credentials_get_expired_token_also_on_head() {
         .await
         .unwrap();
     let resp = s.http.head(presigned.uri()).send().await.unwrap();
-    assert!(!resp.status().is_success());
-    assert_eq!(resp.headers()["x-minio-error-code"], "ExpiredToken");
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["x-minio-error-code"], "InvalidAccessKeyId");
+
+    // The request log names the code of each refusal.
+    let codes: Vec<String> = s
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["access_key"] == creds.access_key.as_str() && r["status"] == 403)
+        .map(|r| r["code"].as_str().unwrap_or("<none>").to_string())
+        .collect();
+    assert_eq!(codes, ["InvalidAccessKeyId", "InvalidAccessKeyId"]);
+    s.running.shutdown().await;
+}
+
+/// MinIO's session token is a JWT (HS512, cmd/sts-handlers.go AssumeRoleWithSSO, internal/auth
+/// GetNewCredentialsWithMetadata) carrying the ID token's claims plus accessKey and the credentials'
+/// exp, in every request's x-amz-security-token. Its size follows the ID token's claims: about 1.2 KB
+/// with the devstack's compact Azure tokens, 1.5 to 3 KB with real ones carrying more claims.
+#[tokio::test]
+async fn session_tokens_are_jwts_with_the_id_tokens_claims() {
+    let s = Stack::start("jwt-session").await;
+    let id_token = s.id_token("alice").await;
+    let (status, xml) = s.sts(&id_token, &[("DurationSeconds", "3600")]).await;
+    assert_eq!(status, 200, "{xml}");
+    let creds = StsCredentials::parse(&xml);
+    let token = &creds.session_token;
+    assert!((1000..=3000).contains(&token.len()), "{} characters: {token}", token.len());
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    // Every claim of the ID token is in it, and more.
+    assert!(parts[1].len() > id_token.split('.').nth(1).unwrap().len(), "{token}");
+    for p in &parts {
+        assert!(!p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{p}");
+    }
+    assert_eq!(common::header(token)["alg"], "HS512");
+    let (claims, id) = (common::claims(token), common::claims(&id_token));
+    assert_eq!(claims["accessKey"], creds.access_key.as_str());
+    for name in ["sub", "oid", "tid", "iss", "aud", "preferred_username", "name"] {
+        assert_eq!(claims[name], id[name], "{name}");
+    }
+    let expiration =
+        time::OffsetDateTime::parse(&creds.expiration, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(claims["exp"].as_i64(), Some(expiration.unix_timestamp()));
+
+    // S3 takes it: the whole token travels in x-amz-security-token.
+    let alice = s.s3(&creds);
+    alice
+        .put_object()
+        .bucket("analytics-raw")
+        .key("alice/jwt.txt")
+        .body(ByteStream::from_static(b"signed with a JWT session token"))
+        .send()
+        .await
+        .unwrap();
+    let got = alice.get_object().bucket("analytics-raw").key("alice/jwt.txt").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"signed with a JWT session token");
     s.running.shutdown().await;
 }
 

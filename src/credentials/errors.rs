@@ -62,6 +62,53 @@ pub enum CredentialError {
     )]
     InvalidSignature { kid: String, issuer: String, server_message: String },
 
+    /// The token's kid is not among the keys MinIO fetched from its config_url, even after fetching
+    /// them again: MinIO trusts another tenant or identity provider, or the app signs with its own key.
+    #[error(
+        "STS refused the token: MinIO has no key with the token's key id {kid} among the identity provider's \
+         signing keys (JWKS) it fetched ({server_message}). MinIO's config_url names another tenant or identity \
+         provider than the token's issuer {issuer}: set it to the issuer's discovery document \
+         ({issuer}/.well-known/openid-configuration). If the app registration signs its tokens with a key of its \
+         own (claims mapping), add ?appid=<client id> to that URL"
+    )]
+    UnknownSigningKey { kid: String, issuer: String, server_message: String },
+
+    /// MinIO could not fetch the IdP's keys to verify the token: it does when a token is signed with
+    /// a key it has not seen (the IdP rotated keys), and answers 400 InvalidParameterValue with Go's
+    /// error text when the IdP does not answer. An outage between MinIO and the IdP, not a verdict on
+    /// the token.
+    #[error(
+        "STS (MinIO) cannot fetch the identity provider's signing keys (JWKS{}) to verify the token: {}. MinIO fetches \
+         them when a token is signed with a key it has not seen yet, as after the identity provider rotates its keys. \
+         Check that MinIO reaches the identity provider (DNS, proxy, firewall, an outage of the identity provider)",
+        url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
+        if url.is_some() { server_message.clone() } else { format!("the identity provider answered {server_message}") }
+    )]
+    IdpKeysUnreachable {
+        /// The URL MinIO fetched, when its message names it.
+        url: Option<String>,
+        server_message: String,
+        /// Whether waiting may help: a network failure or an IdP answering 5xx/429, rather than
+        /// answering that there is no such document.
+        transient: bool,
+    },
+
+    /// STS refused the lifetime asked for (DurationSeconds): MinIO says "invalid token expiry", AWS a
+    /// ValidationError naming DurationSeconds, Ceph InvalidArgument without a message.
+    #[error(
+        "STS refused the requested credential lifetime, duration_seconds = {sent} ({refusal}). {bounds}. Set \
+         duration_seconds within them in the profile (or -o duration_seconds=N for one mount, --duration-seconds \
+         for one command), or remove it to let the server choose"
+    )]
+    DurationRefused {
+        /// Seconds asked for.
+        sent: u64,
+        /// The server's code and message, in words.
+        refusal: String,
+        /// The bounds the server stated, else the usual ones.
+        bounds: String,
+    },
+
     /// Any other refusal (4xx) by STS, with MinIO's/AWS's code and message.
     #[error("STS refused the request: {code}: {message}{hint}")]
     StsRefused { code: String, message: String, hint: String },
@@ -94,6 +141,7 @@ impl CredentialError {
         match self {
             CredentialError::Token(TokenError::Unavailable(_)) | CredentialError::StsUnavailable { .. } => true,
             CredentialError::BadStsReply { status, .. } => *status >= 500,
+            CredentialError::IdpKeysUnreachable { transient, .. } => *transient,
             CredentialError::NoValidCredentials { cause, .. } => cause.is_transient(),
             _ => false,
         }
@@ -141,6 +189,10 @@ impl CredentialError {
 fn login_advice(profile: &str, cause: &CredentialError) -> String {
     if cause.to_string().contains("ssofs login") {
         return String::new();
+    }
+    if let CredentialError::IdpKeysUnreachable { transient: true, .. } = cause {
+        return ". ssofs keeps retrying; access comes back by itself once MinIO reaches the identity provider again"
+            .into();
     }
     if cause.is_transient() {
         return format!(". ssofs keeps retrying; if this persists, run `ssofs login --profile {profile}`");

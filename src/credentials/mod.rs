@@ -19,5 +19,5 @@ mod fake_sts;
 
 pub use errors::CredentialError;
 pub use provider::{CredentialProvider, ProviderOptions, ProviderStats};
-pub use reactive::{is_credentials_rejection, s3_config};
+pub use reactive::{is_credentials_code, is_credentials_rejection, s3_config};
 pub use sts::{StsClient, StsCredentials, StsSettings};

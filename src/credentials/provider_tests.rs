@@ -303,3 +303,27 @@ async fn claim_mode_sends_a_role_session_name_too() {
     assert_eq!(get("RoleSessionName").as_deref(), Some("ssofs-test"));
     assert_eq!(get("RoleArn"), None);
 }
+
+/// Ceph answers a DurationSeconds out of its bounds with 400 InvalidArgument and no message; the
+/// error must still say it is about duration_seconds, what was sent and what servers accept.
+#[tokio::test]
+async fn a_refused_duration_names_duration_seconds_and_the_bounds() {
+    let sts = FakeSts::start(Duration::ZERO, |_| (400, fake_sts::error_reply("InvalidArgument", ""))).await;
+    let settings = StsSettings {
+        endpoint: sts.endpoint.clone(),
+        client_id: "client".into(),
+        role_arn: None,
+        role_session_name: "ssofs-test".into(),
+        duration_seconds: Some(100),
+        policy: None,
+        ca_file: None,
+        insecure_tls: false,
+    };
+    let p = CredentialProvider::new(StsClient::new(settings).unwrap(), FakeTokens::new(), "test", options(false));
+    let err = p.credentials().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("duration_seconds") && text.contains("-o duration_seconds="), "{text}");
+    assert!(text.contains("100"), "{text}");
+    assert!(text.contains("900") && text.contains("43200") && text.contains("31536000"), "{text}");
+    assert!(!err.is_transient(), "{err:?}");
+}

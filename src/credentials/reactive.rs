@@ -23,14 +23,21 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::provider::CredentialProvider;
 
-/// Error codes that mean "these credentials are no good", as MinIO and AWS send them.
+/// Error codes that mean "these credentials are no good", as MinIO and AWS send them. MinIO answers
+/// an expired temporary key with InvalidAccessKeyId (it looks it up as unknown), AWS and Ceph with
+/// ExpiredToken.
 const REJECTION_CODES: [&str; 4] = ["ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "InvalidTokenId"];
+
+/// Whether an S3 error code says the credentials are no good.
+pub fn is_credentials_code(code: &str) -> bool {
+    REJECTION_CODES.contains(&code)
+}
 
 /// Whether the server refused the call because of the credentials.
 pub fn is_credentials_rejection<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     let from_body = err.as_service_error().and_then(ProvideErrorMetadata::code);
     let from_header = err.raw_response().and_then(|r| r.headers().get("x-minio-error-code")).map(|v| v.trim());
-    [from_body, from_header].into_iter().flatten().any(|code| REJECTION_CODES.contains(&code))
+    [from_body, from_header].into_iter().flatten().any(is_credentials_code)
 }
 
 impl CredentialProvider {

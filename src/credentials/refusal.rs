@@ -15,6 +15,8 @@ pub(crate) struct Context<'a> {
     /// The web identity token sent (only its claims and header are read; never logged).
     pub token: &'a str,
     pub profile_client_id: &'a str,
+    /// The DurationSeconds sent, if any.
+    pub duration_seconds: Option<u64>,
     /// MinIO's clock, from the reply's HTTP `Date` header.
     pub server_date: Option<SystemTime>,
     /// This machine's clock when the reply arrived.
@@ -25,6 +27,12 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
     let lower = message.to_ascii_lowercase();
     let claims = jwt_part(cx.token, 1).unwrap_or_default();
     let server_message = message.to_string();
+    if let Some(e) = idp_keys_unreachable(code, message) {
+        return e;
+    }
+    if let Some(e) = duration_refused(code, message, cx.duration_seconds) {
+        return e;
+    }
     if lower.contains("`aud` claim invalid") || lower.contains("`azp` claim invalid") || lower.contains("audience") {
         let token_audience = strings(claims.get("aud")).join(", ");
         let token_audience = if token_audience.is_empty() { "no audience".into() } else { token_audience };
@@ -53,9 +61,16 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
     if lower.contains("used before issued") || lower.contains("not valid yet") || lower.contains("is expired") {
         return clock_skew(&claims, cx, server_message);
     }
+    let header = jwt_part(cx.token, 0).unwrap_or_default();
+    let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("(none)").to_string();
+    // MinIO's key function (internal/config/identity/openid/jwt.go Validate): "No public key found
+    // for kid X" after it fetched the JWKS again, "Invalid kid value <nil>" for a token without one.
+    if lower.contains("no public key found for kid") || lower.contains("invalid kid value") {
+        let from_message = message.rsplit(' ').next().filter(|k| !k.is_empty() && *k != "<nil>");
+        let kid = header.get("kid").and_then(Value::as_str).or(from_message).unwrap_or("(none)").to_string();
+        return CredentialError::UnknownSigningKey { kid, issuer: text(&claims, "iss"), server_message };
+    }
     if lower.contains("verification error") || lower.contains("signature") {
-        let header = jwt_part(cx.token, 0).unwrap_or_default();
-        let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("(none)").to_string();
         return CredentialError::InvalidSignature {
             kid: text(&header, "kid"),
             issuer: text(&claims, "iss"),
@@ -63,11 +78,89 @@ pub(crate) fn diagnose(code: &str, message: &str, cx: &Context<'_>) -> Credentia
         };
     }
     let hint = if lower.contains("invalid token expiry") {
-        ". The requested duration_seconds is outside MinIO's bounds (900 s to 365 days), or the token has no exp"
+        ". No duration_seconds was sent, so MinIO took the credentials' lifetime from the token's exp, and could not \
+         use it"
     } else {
         ""
     };
     CredentialError::StsRefused { code: code.to_string(), message: server_message, hint: hint.to_string() }
+}
+
+/// A refusal of the DurationSeconds sent: MinIO's "invalid token expiry" (internal/auth
+/// ErrInvalidDuration, from jwt.go GetDefaultExpiration), AWS's ValidationError naming
+/// DurationSeconds, or, with DurationSeconds sent, a bare InvalidArgument/ValidationError/
+/// InvalidParameterValue without a message (Ceph's -EINVAL).
+fn duration_refused(code: &str, message: &str, sent: Option<u64>) -> Option<CredentialError> {
+    let sent = sent?;
+    let lower = message.to_ascii_lowercase();
+    let about_duration = lower.contains("token expiry") || lower.contains("duration");
+    let bare =
+        message.trim().is_empty() && matches!(code, "InvalidArgument" | "ValidationError" | "InvalidParameterValue");
+    if !about_duration && !bare {
+        return None;
+    }
+    let refusal = if bare {
+        format!("{code} without a message, as Ceph answers a DurationSeconds out of its bounds")
+    } else {
+        format!("{code}: {message}")
+    };
+    let bounds = match stated_bounds(message, sent) {
+        Some(b) => format!("The server's bound: {b}"),
+        None => "The usual bounds: MinIO 900 to 31536000 s (365 days), AWS 900 to 43200 s (12 hours, less if the \
+                 role's MaxSessionDuration is lower), Ceph 900 s to the role's maximum session duration"
+            .to_string(),
+    };
+    Some(CredentialError::DurationRefused { sent, refusal, bounds })
+}
+
+/// The bound a refusal states, if its message has numbers besides the value sent (AWS: "Member must
+/// have value greater than or equal to 900"). Numbers below a minute are counts ("1 validation
+/// error"), not durations.
+fn stated_bounds(message: &str, sent: u64) -> Option<String> {
+    let mut numbers: Vec<u64> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .filter(|&n| n >= 60 && n != sent)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let lower = message.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    match numbers.as_slice() {
+        [] => None,
+        [n] if says(&["greater", "at least", "minimum"]) => Some(format!("at least {n} s")),
+        [n] if says(&["less", "at most", "maximum", "exceed"]) => Some(format!("at most {n} s")),
+        [n] => Some(format!("{n} s")),
+        [low, .., high] => Some(format!("{low} to {high} s")),
+    }
+}
+
+/// MinIO's words when it cannot fetch the IdP's keys (internal/config/identity/openid/jwt.go
+/// PopulatePublicKey returns Go's errors as they come, cmd/sts-handlers.go sends them as a 400
+/// InvalidParameterValue): a `*url.Error`, `Get "URL": dial tcp ...`, when the IdP cannot be reached,
+/// or the bare status line, `503 Service Unavailable`, when it answers with an error.
+fn idp_keys_unreachable(code: &str, message: &str) -> Option<CredentialError> {
+    let server_message = message.to_string();
+    if let Some(rest) = message.strip_prefix("Get \"")
+        && let Some((url, _)) = rest.split_once("\": ")
+    {
+        return Some(CredentialError::IdpKeysUnreachable {
+            url: Some(url.to_string()),
+            server_message,
+            transient: true,
+        });
+    }
+    // Only MinIO's code for its token checks, and only a whole status line ("NNN Reason Phrase").
+    let status: u16 = message.get(..3)?.parse().ok()?;
+    let reason = message.get(3..)?.strip_prefix(' ')?;
+    let status_line = (100..600).contains(&status)
+        && reason.starts_with(|c: char| c.is_ascii_uppercase())
+        && reason.chars().all(|c| c.is_ascii_alphanumeric() || " -'".contains(c));
+    if code != "InvalidParameterValue" || !status_line {
+        return None;
+    }
+    let transient = status >= 500 || status == 429 || status == 408;
+    Some(CredentialError::IdpKeysUnreachable { url: None, server_message, transient })
 }
 
 /// The policy names between backticks in "None of the given policies (`a,b`) are defined".
@@ -158,6 +251,7 @@ mod tests {
         Context {
             token,
             profile_client_id: "client-a",
+            duration_seconds: None,
             server_date: server.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
             local_now: UNIX_EPOCH + Duration::from_secs(local),
         }
@@ -221,6 +315,42 @@ mod tests {
         assert!(text.contains("k1") && text.contains("https://issuer") && text.contains("rotated"), "{text}");
     }
 
+    /// MinIO answers 400 InvalidParameterValue with Go's error text when it cannot fetch the IdP's
+    /// keys (internal/config/identity/openid/jwt.go PopulatePublicKey): an outage, not a refusal.
+    #[test]
+    fn unreachable_idp_keys_are_an_outage_naming_the_url() {
+        let url = "https://login.microsoftonline.com/tenant/discovery/v2.0/keys";
+        for detail in [
+            "dial tcp 20.190.160.1:443: connect: connection refused",
+            "dial tcp: lookup login.microsoftonline.com: no such host",
+        ] {
+            let msg = format!("Get \"{url}\": {detail}");
+            let e = diagnose("InvalidParameterValue", &msg, &cx("", None, 0));
+            assert!(e.is_transient(), "{e:?}");
+            let text = e.to_string();
+            assert!(
+                text.contains("cannot fetch the identity provider's signing keys (JWKS") && text.contains(url),
+                "{text}"
+            );
+            assert!(text.contains(detail), "{text}");
+        }
+        // A JWKS endpoint answering an error: Go's status line, no URL.
+        let e = diagnose("InvalidParameterValue", "503 Service Unavailable", &cx("", None, 0));
+        assert!(e.is_transient(), "{e:?}");
+        assert!(e.to_string().contains("cannot fetch the identity provider's signing keys (JWKS"), "{e}");
+        assert!(e.to_string().contains("503 Service Unavailable"), "{e}");
+    }
+
+    /// MinIO's words for a kid missing from the keys it fetched from config_url (jwt.go Validate).
+    #[test]
+    fn an_unknown_kid_is_named_with_the_issuer() {
+        let t = jwt(serde_json::json!({"kid": "k9"}), serde_json::json!({"iss": "https://issuer"}));
+        let e = diagnose("InvalidParameterValue", "No public key found for kid k9", &cx(&t, None, 0));
+        let text = e.to_string();
+        assert!(text.contains("k9") && text.contains("https://issuer") && text.contains("config_url"), "{text}");
+        assert!(!e.is_transient(), "{e:?}");
+    }
+
     #[test]
     fn garbage_tokens_and_unknown_refusals_do_not_panic() {
         for token in ["", "a", "a.b", "...", "a.%%%.c", "e30.e30"] {
@@ -231,5 +361,27 @@ mod tests {
         }
         let e = diagnose("InvalidParameterValue", "invalid token expiry", &cx("", None, 0));
         assert!(e.to_string().contains("duration_seconds"), "{e}");
+        // A bare refusal with no DurationSeconds sent is not blamed on it.
+        assert!(matches!(diagnose("InvalidArgument", "", &cx("", None, 0)), CredentialError::StsRefused { .. }));
+    }
+
+    /// Every server's way of refusing a DurationSeconds names duration_seconds, the value sent and
+    /// the bounds: stated ones when the message has them, else the usual ones.
+    #[test]
+    fn refused_durations_name_the_value_and_the_bounds() {
+        let sent = |d| Context { duration_seconds: Some(d), ..cx("", None, 0) };
+        let minio = diagnose("InvalidParameterValue", "invalid token expiry", &sent(100)).to_string();
+        assert!(minio.contains("duration_seconds = 100") && minio.contains("invalid token expiry"), "{minio}");
+        assert!(minio.contains("31536000") && minio.contains("43200"), "{minio}");
+        let aws = "1 validation error detected: Value '100' at 'durationSeconds' failed to satisfy constraint: Member \
+                   must have value greater than or equal to 900";
+        let text = diagnose("ValidationError", aws, &sent(100)).to_string();
+        assert!(text.contains("The server's bound: at least 900 s") && !text.contains("31536000"), "{text}");
+        let aws = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.";
+        let text = diagnose("ValidationError", aws, &sent(86400)).to_string();
+        assert!(text.contains("duration_seconds = 86400") && text.contains("43200"), "{text}");
+        let ceph = diagnose("InvalidArgument", "", &sent(100));
+        assert!(matches!(ceph, CredentialError::DurationRefused { sent: 100, .. }), "{ceph:?}");
+        assert!(ceph.to_string().contains("-o duration_seconds=N"), "{ceph}");
     }
 }

@@ -201,8 +201,13 @@ impl StsClient {
             return Err(unavailable(detail));
         }
         let refusal = refusal.map_err(bad_reply)?;
-        let cx =
-            Context { token: token.secret(), profile_client_id: &s.client_id, server_date, local_now: received_at };
+        let cx = Context {
+            token: token.secret(),
+            profile_client_id: &s.client_id,
+            duration_seconds: s.duration_seconds,
+            server_date,
+            local_now: received_at,
+        };
         Err(diagnose(&refusal.code, &refusal.message, &cx))
     }
 }

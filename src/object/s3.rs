@@ -20,7 +20,7 @@ use md5::Digest;
 use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 use crate::config::{Checksums, Profile};
-use crate::credentials::{CredentialError, CredentialProvider, s3_config};
+use crate::credentials::{CredentialError, CredentialProvider, is_credentials_code, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
 const SINGLE_PUT_MAX: u64 = 16 << 20;
@@ -93,6 +93,13 @@ impl S3ObjectClient {
     pub fn provider(&self) -> &CredentialProvider {
         &self.provider
     }
+
+    /// [`map_err`] for this client's sign-in.
+    fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+    ) -> impl Fn(SdkError<E, HttpResponse>) -> ObjectError + '_ {
+        move |e| map_err(e, self.provider.profile())
+    }
 }
 
 /// The SDK's own HTTP client, with the one trust rule (trust.rs): the system roots plus every
@@ -117,8 +124,12 @@ fn trusting(ca_file: &Path) -> Result<aws_sdk_s3::config::SharedHttpClient, Stri
         .build_https())
 }
 
-/// One mapping from SDK failures to the object layer's errors.
-fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E, HttpResponse>) -> ObjectError {
+/// One mapping from SDK failures to the object layer's errors. `profile` names the sign-in to renew
+/// when S3 refuses the credentials.
+fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: SdkError<E, HttpResponse>,
+    profile: &str,
+) -> ObjectError {
     if let Some(c) = CredentialError::find_in(&e) {
         return if c.is_permission_denied() || c.needs_login() {
             ObjectError::NoCredentials(c.to_string())
@@ -133,20 +144,22 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E,
         ));
     }
     let status = e.raw_response().map(|r| r.status().as_u16());
-    let code = e
-        .code()
-        .map(str::to_string)
-        .or_else(|| e.raw_response().and_then(|r| r.headers().get("x-minio-error-code")).map(|c| c.trim().to_string()));
+    let header = e.raw_response().and_then(|r| r.headers().get("x-minio-error-code")).map(str::trim);
+    // The call was retried once after renewing the credentials already (with_fresh_credentials), so
+    // a credentials code here means the renewed ones were refused too. Checked before the 403 arm:
+    // MinIO refuses an expired key with 403 InvalidAccessKeyId, which is no policy's verdict, and
+    // on a HEAD the code is only in MinIO's header.
+    if let Some(refused) = [e.code(), header].into_iter().flatten().find(|c| is_credentials_code(c)) {
+        return ObjectError::NoCredentials(format!(
+            "S3 refused the credentials even after renewing them ({refused}): run `ssofs login --profile {profile}` \
+             to sign in again"
+        ));
+    }
+    let code = e.code().or(header).map(str::to_string);
     match (code.as_deref(), status) {
         (Some("NoSuchKey" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => ObjectError::NotFound,
         (Some("AccessDenied"), _) | (_, Some(403)) => ObjectError::AccessDenied,
         (Some("PreconditionFailed"), _) | (_, Some(412)) => ObjectError::Changed,
-        (Some("ExpiredToken" | "InvalidAccessKeyId" | "InvalidTokenId" | "InvalidToken"), _) => {
-            ObjectError::NoCredentials(format!(
-                "S3 refused the credentials even after renewing them ({}); if this persists, run `ssofs login`",
-                code.as_deref().unwrap_or_default()
-            ))
-        }
         (_, Some(s)) if s >= 500 => ObjectError::Unavailable(format!("S3 answered HTTP {s}")),
         (Some(c), _) => ObjectError::Other(format!("S3 error {c}: {}", e.message().unwrap_or(""))),
         (None, _) => ObjectError::Unavailable(crate::identity::login::error_chain(&e)),
@@ -183,7 +196,8 @@ fn mtime(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
 #[async_trait::async_trait]
 impl ObjectClient for S3ObjectClient {
     async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
-        let out = self.provider.with_fresh_credentials(|| self.client.list_buckets().send()).await.map_err(map_err)?;
+        let out =
+            self.provider.with_fresh_credentials(|| self.client.list_buckets().send()).await.map_err(self.failed())?;
         Ok(out.buckets().iter().filter_map(|b| b.name().map(str::to_string)).collect())
     }
 
@@ -205,7 +219,7 @@ impl ObjectClient for S3ObjectClient {
                     .send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         Ok(ListPage {
             objects: out
                 .contents()
@@ -233,7 +247,7 @@ impl ObjectClient for S3ObjectClient {
             .provider
             .with_fresh_credentials(|| self.client.head_object().bucket(bucket).key(key).send())
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         let etag = out.e_tag().ok_or_else(|| not_s3(key, "HeadObject", "without an ETag"))?;
         Ok(ObjectInfo {
             key: key.to_string(),
@@ -267,7 +281,7 @@ impl ObjectClient for S3ObjectClient {
                     .send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         // What came back must be the object asked for and exactly the bytes asked for: a proxy's
         // page, a server ignoring Range or a reply cut short must never be shown as file content.
         match (out.e_tag(), etag) {
@@ -341,7 +355,7 @@ impl ObjectClient for S3ObjectClient {
                     .await
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         if let Some(md5) = &md5 {
             check_etag(key, md5, out.e_tag());
         }
@@ -372,7 +386,7 @@ impl ObjectClient for S3ObjectClient {
                     .send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         written(key, size, out.e_tag(), meta)
     }
 
@@ -383,7 +397,7 @@ impl ObjectClient for S3ObjectClient {
             .provider
             .with_fresh_credentials(|| self.client.head_object().bucket(bucket).key(key).send())
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         let mut user_meta = current.metadata().cloned().unwrap_or_default();
         for (k, v) in meta.to_user_metadata() {
             user_meta.retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
@@ -404,7 +418,7 @@ impl ObjectClient for S3ObjectClient {
                     .send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         // The new ETag, size and metadata as the server now has them.
         self.head(bucket, key).await
     }
@@ -416,7 +430,7 @@ impl ObjectClient for S3ObjectClient {
                 self.client.copy_object().bucket(bucket).key(to).copy_source(source.clone()).send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         Ok(())
     }
 
@@ -424,7 +438,7 @@ impl ObjectClient for S3ObjectClient {
         self.provider
             .with_fresh_credentials(|| self.client.delete_object().bucket(bucket).key(key).send())
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         Ok(())
     }
 }
@@ -500,7 +514,7 @@ impl S3ObjectClient {
                     .send()
             })
             .await
-            .map_err(map_err)?;
+            .map_err(self.failed())?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         let parts = size.div_ceil(part_size);
         let upload = async {
@@ -542,7 +556,7 @@ impl S3ObjectClient {
                                     .await
                             })
                             .await
-                            .map_err(map_err)?;
+                            .map_err(self.failed())?;
                         let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
                         Ok(CompletedPart::builder()
                             .part_number(i as i32 + 1)
@@ -567,7 +581,7 @@ impl S3ObjectClient {
                         .send()
                 })
                 .await
-                .map_err(map_err)
+                .map_err(self.failed())
         };
         match upload.await {
             Ok(out) => written(key, size, out.e_tag(), meta),
@@ -606,7 +620,52 @@ fn percent_encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_content_range;
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::{ErrorMetadata, SdkError};
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+
+    use super::{ObjectError, map_err, parse_content_range};
+
+    /// A service error as aws-sdk reports it: HTTP status, the code from the body (if any), and
+    /// MinIO's `x-minio-error-code` header (if any).
+    fn refused(
+        status: u16,
+        code: Option<&str>,
+        header: Option<&'static str>,
+    ) -> SdkError<GetObjectError, HttpResponse> {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+        let mut raw = HttpResponse::new(status, aws_smithy_types::body::SdkBody::empty());
+        if let Some(h) = header {
+            raw.headers_mut().insert("x-minio-error-code", h);
+        }
+        let mut meta = ErrorMetadata::builder();
+        if let Some(c) = code {
+            meta = meta.code(c);
+        }
+        SdkError::service_error(GetObjectError::generic(meta.build()), raw)
+    }
+
+    /// What reaches `map_err` with a credentials code has been retried once after renewal already:
+    /// the renewed credentials were refused too. MinIO says so with 403 InvalidAccessKeyId (an
+    /// expired key is an unknown key to it), which must not read as a policy refusal.
+    #[test]
+    fn credentials_refused_after_renewal_ask_for_a_login_not_access_denied() {
+        for (status, code, header) in [
+            (403, Some("InvalidAccessKeyId"), None),
+            (400, Some("ExpiredToken"), None),
+            (403, Some("InvalidTokenId"), None),
+            (400, Some("InvalidToken"), None),
+            (403, None, Some("InvalidAccessKeyId")),
+            (403, Some("Forbidden"), Some("InvalidAccessKeyId")),
+        ] {
+            match map_err(refused(status, code, header), "corp") {
+                ObjectError::NoCredentials(m) => assert!(m.contains("run `ssofs login --profile corp`"), "{m}"),
+                other => panic!("HTTP {status}, code {code:?}, header {header:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(map_err(refused(403, Some("AccessDenied"), None), "corp"), ObjectError::AccessDenied));
+        assert!(matches!(map_err(refused(403, None, None), "corp"), ObjectError::AccessDenied));
+    }
 
     #[test]
     fn content_ranges_parse_or_are_refused() {

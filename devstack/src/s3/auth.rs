@@ -66,6 +66,12 @@ impl Iam {
         }
     }
 
+    /// What STS signs session tokens with: the root secret key (cmd/sts-handlers.go
+    /// getTokenSigningKey, without site replication).
+    pub fn token_signing_key(&self) -> &str {
+        &self.root_secret_key
+    }
+
     pub fn policy_exists(&self, name: &str) -> bool {
         self.policies.contains_key(name)
     }
@@ -116,13 +122,13 @@ impl S3Auth for MinioAuth {
         if iam.is_root(access_key) {
             return Ok(SecretKey::from(iam.root_secret_key.clone()));
         }
+        // MinIO looks temporary credentials past their expiry up as unknown: cmd/iam.go CheckKey
+        // reports them not ok (Credentials.IsValid is false once expired), and
+        // cmd/signature-v4-utils.go checkKeyValid turns that into ErrInvalidAccessKeyID, a 403
+        // InvalidAccessKeyId, never ExpiredToken (minio#14794).
         match iam.session(access_key) {
-            // MinIO answers ExpiredToken for temporary credentials past their expiry (cmd/auth-handler.go).
-            Some(s) if s.expiration <= SystemTime::now() => {
-                Err(s3_error!(ExpiredToken, "The provided token has expired."))
-            }
-            Some(s) => Ok(SecretKey::from(s.secret_key)),
-            None => Err(s3_error!(InvalidAccessKeyId, "The Access Key Id you provided does not exist in our records.")),
+            Some(s) if s.expiration > SystemTime::now() => Ok(SecretKey::from(s.secret_key)),
+            _ => Err(s3_error!(InvalidAccessKeyId, "The Access Key Id you provided does not exist in our records.")),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct RequestRecord {
     /// Empty for unsigned requests (STS, anonymous).
     pub access_key: String,
     pub status: u16,
+    /// The error code of a refusal (`InvalidAccessKeyId`, `AccessDenied`, ...); empty on success.
+    pub code: String,
 }
 
 #[derive(Default)]
@@ -44,6 +46,21 @@ impl RequestLog {
     }
     pub fn snapshot(&self) -> Vec<RequestRecord> {
         self.0.lock().unwrap().clone()
+    }
+}
+
+/// How a request was answered, for the log.
+struct Answer<'a> {
+    op: String,
+    access_key: String,
+    status: u16,
+    code: &'a str,
+}
+
+impl<'a> Answer<'a> {
+    /// An answer the front gave itself, before any signature was looked at.
+    fn unsigned(op: &str, status: u16, code: &'a str) -> Self {
+        Answer { op: op.to_string(), access_key: String::new(), status, code }
     }
 }
 
@@ -84,7 +101,7 @@ impl Front {
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         if self.faults.html_replies.load(Ordering::SeqCst) {
-            self.record(&method, path, query, String::new(), String::new(), 200);
+            self.record(&method, path, query, Answer::unsigned("", 200, ""));
             let page = "<!DOCTYPE html>\n<html><head><title>Sign in to continue</title></head><body><h1>Network login \
                         required</h1><p>Please sign in to the guest network.</p></body></html>\n";
             return Ok(Response::builder()
@@ -105,7 +122,7 @@ impl Front {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>XAmzContentSHA256Mismatch</Code><Message></Message><Resource>{path}</Resource><RequestId>devstack</RequestId></Error>"
             );
-            self.record(&method, path, query, String::new(), String::new(), 400);
+            self.record(&method, path, query, Answer::unsigned("", 400, "XAmzContentSHA256Mismatch"));
             return Ok(Response::builder()
                 .status(StatusCode::BAD_REQUEST)
                 .header("content-type", "application/xml")
@@ -119,7 +136,13 @@ impl Front {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied.</Message><Resource>{path}</Resource><RequestId>devstack</RequestId></Error>"
             );
-            self.record(&method, path, query, "GetObject".into(), signed_access_key(&req).unwrap_or_default(), 403);
+            let access_key = signed_access_key(&req).unwrap_or_default();
+            self.record(
+                &method,
+                path,
+                query,
+                Answer { op: "GetObject".into(), access_key, status: 403, code: "AccessDenied" },
+            );
             return Ok(Response::builder()
                 .status(StatusCode::FORBIDDEN)
                 .header("content-type", "application/xml")
@@ -128,7 +151,8 @@ impl Front {
         }
         if !sts && method == Method::GET && path == "/" && self.faults.owned_buckets_only.load(Ordering::SeqCst) {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Owner><ID>federated</ID><DisplayName>federated</DisplayName></Owner><Buckets></Buckets></ListAllMyBucketsResult>".to_string();
-            self.record(&method, path, query, "ListBuckets".into(), signed_access_key(&req).unwrap_or_default(), 200);
+            let access_key = signed_access_key(&req).unwrap_or_default();
+            self.record(&method, path, query, Answer { op: "ListBuckets".into(), access_key, status: 200, code: "" });
             return Ok(Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "application/xml")
@@ -152,7 +176,7 @@ impl Front {
                 .header("retry-after", "1")
                 .body(boxed(Body::from(xml)))
                 .expect("static response parts");
-            self.record(&method, path, query, op.to_string(), String::new(), 503);
+            self.record(&method, path, query, Answer::unsigned(op, 503, code));
             return Ok(resp);
         }
         let resp = self.serve(req).await;
@@ -165,7 +189,8 @@ impl Front {
         Ok(resp.map(boxed))
     }
 
-    fn record(&self, method: &Method, path: String, query: String, op: String, access_key: String, status: u16) {
+    fn record(&self, method: &Method, path: String, query: String, answer: Answer<'_>) {
+        let Answer { op, access_key, status, code } = answer;
         self.log.push(RequestRecord {
             time: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -176,6 +201,7 @@ impl Front {
             op,
             access_key,
             status,
+            code: code.to_string(),
         });
     }
 
@@ -203,7 +229,8 @@ impl Front {
             let ak = note.access_key.lock().unwrap().clone().or(signed_key).unwrap_or_default();
             (resp, op, ak)
         };
-        self.record(&method, path, query, op, access_key, resp.status().as_u16());
+        let (resp, code) = error_code(resp).await;
+        self.record(&method, path, query, Answer { op, access_key, status: resp.status().as_u16(), code: &code });
         resp
     }
 
@@ -296,19 +323,36 @@ async fn minio_head_error(resp: Response<Body>) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].to_string())
-    };
-    if let Some(code) = field("Code").and_then(|c| c.parse().ok()) {
+    if let Some(code) = xml_field(&text, "Code").and_then(|c| c.parse().ok()) {
         parts.headers.insert("x-minio-error-code", code);
     }
-    if let Some(desc) = field("Message").and_then(|m| m.parse().ok()) {
+    if let Some(desc) = xml_field(&text, "Message").and_then(|m| m.parse().ok()) {
         parts.headers.insert("x-minio-error-desc", desc);
     }
     Response::from_parts(parts, Body::empty())
+}
+
+/// The code of a refusal, for the request log: from MinIO's header on HEAD, else from the XML body
+/// (an error document is small: read whole, then handed on unchanged).
+async fn error_code(resp: Response<Body>) -> (Response<Body>, String) {
+    if resp.status().as_u16() < 400 {
+        return (resp, String::new());
+    }
+    if let Some(code) = resp.headers().get("x-minio-error-code").and_then(|v| v.to_str().ok()) {
+        let code = code.to_string();
+        return (resp, code);
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let code = xml_field(&String::from_utf8_lossy(&bytes), "Code").unwrap_or_default();
+    (Response::from_parts(parts, Body::from(bytes)), code)
+}
+
+fn xml_field(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].to_string())
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
