@@ -180,16 +180,7 @@ impl Fs {
                     s
                 } else {
                     let inode = self.refresh_attr(inode).await?;
-                    Staged::from_object(
-                        &self.config.staging_dir,
-                        self.client.as_ref(),
-                        &inode.bucket,
-                        &inode.key,
-                        inode.attr.size,
-                        inode.attr.etag.as_deref(),
-                        self.quota.clone(),
-                    )
-                    .await?
+                    self.stage_object(&inode).await?
                 };
                 f.staged = Some(staged);
             }
@@ -352,17 +343,7 @@ impl Fs {
         let mut f = file.lock().await;
         if f.staged.is_none() {
             let inode = self.inode(ino)?;
-            let staged = Staged::from_object(
-                &self.config.staging_dir,
-                self.client.as_ref(),
-                &inode.bucket,
-                &inode.key,
-                inode.attr.size,
-                inode.attr.etag.as_deref(),
-                self.quota.clone(),
-            )
-            .await?;
-            f.staged = Some(staged);
+            f.staged = Some(self.stage_object(&inode).await?);
         }
         f.unlinked = true;
         self.state.lock().unwrap().local_only.remove(&ino);
@@ -442,6 +423,20 @@ impl Fs {
             .get_range(&inode.bucket, &inode.key, 0..inode.attr.size.min(MAX_TARGET), inode.attr.etag.as_deref())
             .await?;
         Ok(data.to_vec())
+    }
+
+    /// A staged copy of the object's current content (the version `inode` knows).
+    async fn stage_object(&self, inode: &Inode) -> FsResult<Staged> {
+        Staged::from_object(
+            &self.config.staging_dir,
+            self.client.as_ref(),
+            &inode.bucket,
+            &inode.key,
+            inode.attr.size,
+            inode.attr.etag.as_deref(),
+            self.quota.clone(),
+        )
+        .await
     }
 
     fn set_size_attr(&self, ino: u64, size: u64) {

@@ -208,20 +208,22 @@ struct RedirectPage {
 impl RedirectPage {
     fn write(url: &str) -> std::io::Result<RedirectPage> {
         use std::os::unix::fs::DirBuilderExt;
-        let nonce: u64 = rand_u64();
+        // An unguessable name, from the same source as the sign-in's state.
+        let nonce =
+            CsrfToken::new_random().secret().chars().filter(char::is_ascii_alphanumeric).take(16).collect::<String>();
         let runtime = std::env::var_os("XDG_RUNTIME_DIR")
             .map(std::path::PathBuf::from)
             .filter(|d| crate::untrusted::check_private_dir(d).is_ok());
         let (dir, remove_dir) = match runtime {
             Some(d) => (d, false),
             None => {
-                let d = std::env::temp_dir().join(format!("ssofs-login-{}-{nonce:x}", std::process::id()));
+                let d = std::env::temp_dir().join(format!("ssofs-login-{}-{nonce}", std::process::id()));
                 // A fresh name, made here (create fails if anyone made it first): ours and private.
                 std::fs::DirBuilder::new().mode(0o700).create(&d)?;
                 (d, true)
             }
         };
-        let path = dir.join(format!("ssofs-sign-in-{nonce:x}.html"));
+        let path = dir.join(format!("ssofs-sign-in-{nonce}.html"));
         let attr = escape(url);
         let js = serde_json::to_string(url).unwrap_or_default().replace('<', "\\u003c");
         let html = format!(
@@ -248,15 +250,6 @@ impl Drop for RedirectPage {
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
-}
-
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        return t.as_nanos() as u64 ^ u64::from(std::process::id());
-    }
-    u64::from_le_bytes(b)
 }
 
 /// Reads one request. Returns the connection and what it carried when it is the redirect with this
