@@ -1,5 +1,7 @@
 //! The filesystem's errors and their one mapping to errno.
 
+use std::sync::Arc;
+
 use crate::object::ObjectError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -20,12 +22,25 @@ pub enum FsError {
     IsDir,
     #[error("name cannot be used in S3: {0}")]
     BadName(String),
+    #[error("name longer than 255 bytes")]
+    NameTooLong,
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
     #[error("not supported: {0}")]
     NotSupported(&'static str),
+    /// A rename between buckets: S3 cannot, and EXDEV tells `mv` to copy and delete instead.
+    #[error("cannot rename across buckets")]
+    CrossBucket,
+    /// The object changed since this mount last saw it (a read of the old version failed its
+    /// If-Match): the kernel's convention for "the file you had open is gone" is ESTALE.
+    #[error("the object changed while it was being read")]
+    Stale,
     #[error("bad file handle")]
     BadHandle,
-    #[error("I/O error: {0}")]
-    Io(String),
+    #[error("local I/O failed")]
+    Io(#[source] Arc<std::io::Error>),
+    #[error("S3 request failed")]
+    Remote(#[source] ObjectError),
     #[error("no space left: {0}")]
     NoSpace(String),
 }
@@ -41,12 +56,27 @@ impl FsError {
             FsError::Exists => libc::EEXIST,
             FsError::NotDir => libc::ENOTDIR,
             FsError::IsDir => libc::EISDIR,
-            FsError::BadName(_) => libc::EINVAL,
+            FsError::BadName(_) | FsError::Invalid(_) => libc::EINVAL,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::NotSupported(_) => libc::ENOTSUP,
+            FsError::CrossBucket => libc::EXDEV,
+            FsError::Stale => libc::ESTALE,
             FsError::BadHandle => libc::EBADF,
-            FsError::Io(_) => libc::EIO,
+            FsError::Io(_) | FsError::Remote(_) => libc::EIO,
             FsError::NoSpace(_) => libc::ENOSPC,
         }
+    }
+
+    /// The error with its sources, for logs: "S3 request failed: S3 unavailable: …".
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
     }
 }
 
@@ -58,16 +88,32 @@ impl From<ObjectError> for FsError {
             // Expired credentials that cannot be renewed are a permission problem the user can fix by
             // logging in again, not an I/O error.
             ObjectError::NoCredentials(why) => FsError::Access(why),
-            ObjectError::Changed => FsError::Io("the object changed while it was being read".into()),
-            ObjectError::Unavailable(why) | ObjectError::Other(why) => FsError::Io(why),
+            ObjectError::Changed => FsError::Stale,
+            e @ (ObjectError::Unavailable(_) | ObjectError::Other(_)) => FsError::Remote(e),
         }
     }
 }
 
 impl From<std::io::Error> for FsError {
     fn from(e: std::io::Error) -> Self {
-        FsError::Io(e.to_string())
+        FsError::Io(Arc::new(e))
     }
 }
 
 pub type FsResult<T> = Result<T, FsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_source_and_map_to_the_conventional_errno() {
+        let e = FsError::from(ObjectError::Unavailable("gave up after 3 attempts".into()));
+        assert_eq!(e.errno(), libc::EIO);
+        assert_eq!(e.chain(), "S3 request failed: S3 unavailable: gave up after 3 attempts");
+        assert_eq!(FsError::from(ObjectError::Changed).errno(), libc::ESTALE);
+        assert_eq!(FsError::CrossBucket.errno(), libc::EXDEV);
+        let io = FsError::from(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(io.chain().starts_with("local I/O failed: No space left on device"), "{}", io.chain());
+    }
+}

@@ -9,6 +9,7 @@
 //! - A file unlinked while open is never uploaded; its handles keep reading and writing the
 //!   staged copy (a file open only for reading is copied down first) until the last one closes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -32,14 +33,29 @@ pub(crate) struct OpenFile {
     pub(crate) unlinked: bool,
     /// Mode, times or owner set while open (chmod, utimens, chown; a create's mode): stored with
     /// the next upload.
-    pending_meta: FileMeta,
+    pub(crate) pending_meta: FileMeta,
+}
+
+/// Every open file and handle of one filesystem (kept in the filesystem's state, under its lock).
+#[derive(Default)]
+pub(crate) struct OpenFiles {
+    pub(crate) handles: HashMap<u64, Arc<Handle>>,
+    /// One entry per open file, shared by its handles.
+    pub(crate) open: HashMap<u64, OpenEntry>,
+    next_fh: u64,
+}
+
+impl OpenFiles {
+    pub(crate) fn len(&self) -> usize {
+        self.handles.len() + self.open.len()
+    }
 }
 
 /// One open file in the state's map: its handles, counted under the state's lock.
 #[derive(Default)]
 pub(crate) struct OpenEntry {
     handles: usize,
-    file: Arc<AsyncMutex<OpenFile>>,
+    pub(crate) file: Arc<AsyncMutex<OpenFile>>,
 }
 
 impl OpenEntry {
@@ -47,6 +63,22 @@ impl OpenEntry {
     pub(crate) fn staged_or_busy(&self) -> bool {
         self.file.try_lock().map_or(true, |f| f.staged.is_some())
     }
+}
+
+/// How a file is opened (the kernel's open flags that matter here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenMode {
+    /// Open for writing (O_WRONLY or O_RDWR).
+    pub write: bool,
+    /// O_TRUNC: the file starts empty.
+    pub truncate: bool,
+    /// O_APPEND: every write goes to the end.
+    pub append: bool,
+}
+
+impl OpenMode {
+    pub const READ: OpenMode = OpenMode { write: false, truncate: false, append: false };
+    pub const WRITE: OpenMode = OpenMode { write: true, truncate: false, append: false };
 }
 
 pub(crate) struct Handle {
@@ -61,7 +93,7 @@ pub(crate) struct Handle {
 
 impl Fs {
     pub(crate) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
-        self.state.lock().unwrap().handles.get(&fh).cloned().ok_or(FsError::BadHandle)
+        self.state.lock().unwrap().files.handles.get(&fh).cloned().ok_or(FsError::BadHandle)
     }
 
     /// The open-file state of `ino`, made on first open, with one more handle counted. The count
@@ -69,7 +101,7 @@ impl Fs {
     /// into two states for one file.
     fn open_file(&self, ino: u64) -> Arc<AsyncMutex<OpenFile>> {
         let mut st = self.state.lock().unwrap();
-        let entry = st.open_files.entry(ino).or_default();
+        let entry = st.files.open.entry(ino).or_default();
         entry.handles += 1;
         entry.file.clone()
     }
@@ -79,13 +111,13 @@ impl Fs {
     async fn close_open_file(&self, ino: u64, file: &Arc<AsyncMutex<OpenFile>>) {
         {
             let mut st = self.state.lock().unwrap();
-            let Some(entry) = st.open_files.get_mut(&ino).filter(|e| Arc::ptr_eq(&e.file, file)) else { return };
+            let Some(entry) = st.files.open.get_mut(&ino).filter(|e| Arc::ptr_eq(&e.file, file)) else { return };
             entry.handles = entry.handles.saturating_sub(1);
             if entry.handles > 0 {
                 return;
             }
-            st.open_files.remove(&ino);
-            st.local_only.remove(&ino);
+            st.files.open.remove(&ino);
+            st.meta.local_only.remove(&ino);
         }
         let mut f = file.lock().await;
         let Some(staged) = f.staged.take() else { return };
@@ -107,14 +139,15 @@ impl Fs {
 
     fn add_handle(&self, handle: Handle) -> u64 {
         let mut st = self.state.lock().unwrap();
-        let fh = st.next_fh;
-        st.next_fh += 1;
-        st.handles.insert(fh, Arc::new(handle));
+        st.files.next_fh += 1;
+        let fh = st.files.next_fh;
+        st.files.handles.insert(fh, Arc::new(handle));
         fh
     }
 
     /// Opens a file. Writing opens share the file's staged copy (`truncate` empties it).
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool, append: bool) -> FsResult<u64> {
+    pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<u64> {
+        let OpenMode { write, truncate, append } = mode;
         let inode = self.inode(ino)?;
         if inode.kind.is_dir() {
             return Err(FsError::IsDir);
@@ -154,17 +187,10 @@ impl Fs {
             } else {
                 inode.clone()
             };
-            return Ok(Some(Reader::new(
-                self.client.clone(),
-                self.cache.clone(),
-                &inode.bucket,
-                &inode.key,
-                inode.attr.etag.as_deref().unwrap_or(""),
-                inode.attr.size,
-                self.read_ahead.clone(),
-            )));
+            let etag = inode.attr.etag.as_deref().unwrap_or("");
+            return Ok(Some(Reader::new(self.read_path.clone(), &inode.bucket, &inode.key, etag, inode.attr.size)));
         }
-        self.state.lock().unwrap().opened_etag.remove(&inode.ino);
+        self.state.lock().unwrap().page_cache.written(inode.ino);
         let mut f = file.lock().await;
         match &mut f.staged {
             Some(staged) if truncate => {
@@ -189,12 +215,18 @@ impl Fs {
         Ok(None)
     }
 
-    /// A new file: created here, open for writing, listed at once though not yet uploaded.
-    pub async fn create(&self, parent: u64, name: &str, append: bool, mode: Option<u32>) -> FsResult<(Stat, u64)> {
-        let _dir = self.writable_dir(parent)?;
-        super::names::creatable(name).map_err(FsError::BadName)?;
+    /// A new file: created here, open for writing, listed at once though not yet uploaded. `perm`
+    /// is kept as its mode (when metadata is on).
+    pub async fn create(&self, parent: u64, name: &str, open: OpenMode, perm: Option<u32>) -> FsResult<(Stat, u64)> {
+        let append = open.append;
+        self.creatable_in(parent, name)?;
         let attr = self.fresh_attr(0, SystemTime::now(), None);
-        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, super::Kind::File, attr);
+        let inode = {
+            let mut st = self.state.lock().unwrap();
+            let inode = st.meta.inodes.upsert(parent, name, super::Kind::File, attr);
+            st.meta.inodes.add_lookup(inode.ino);
+            inode
+        };
         let mut staged = Staged::create(&self.config.staging_dir, &inode.bucket, &inode.key, self.quota.clone())?;
         staged.dirty = true;
         let file = self.open_file(inode.ino);
@@ -202,7 +234,7 @@ impl Fs {
             let mut f = file.lock().await;
             f.writers += 1;
             f.unlinked = false;
-            f.pending_meta = FileMeta { mode: mode.map(|m| libc::S_IFREG | (m & 0o7777)), ..FileMeta::default() };
+            f.pending_meta = FileMeta { mode: perm.map(|m| libc::S_IFREG | (m & 0o7777)), ..FileMeta::default() };
             if let Some(old) = f.staged.replace(staged) {
                 old.discard();
             }
@@ -273,8 +305,8 @@ impl Fs {
                 staged.dirty = false;
                 staged.refused = false;
                 f.pending_meta = FileMeta::default();
-                self.state.lock().unwrap().local_only.remove(&ino);
-                self.uploaded(ino, &inode.bucket, &inode.key, info);
+                self.state.lock().unwrap().meta.local_only.remove(&ino);
+                self.uploaded(ino, &inode.key, info);
                 Ok(())
             }
             Err(e) => {
@@ -291,8 +323,8 @@ impl Fs {
     pub async fn release(&self, fh: u64) -> FsResult<()> {
         let removed = {
             let mut st = self.state.lock().unwrap();
-            st.keep_cache.remove(&fh);
-            st.handles.remove(&fh)
+            st.page_cache.handle_closed(fh);
+            st.files.handles.remove(&fh)
         };
         let Some(handle) = removed else { return Err(FsError::BadHandle) };
         let result = if handle.writes {
@@ -317,7 +349,7 @@ impl Fs {
         let writer = fh.and_then(|fh| self.handle(fh).ok()).filter(|h| h.writes).and(fh);
         let (fh, own) = match writer {
             Some(fh) => (fh, false),
-            None => (self.open(ino, true, size == 0, false).await?, true),
+            None => (self.open(ino, OpenMode { truncate: size == 0, ..OpenMode::WRITE }).await?, true),
         };
         {
             let handle = self.handle(fh)?;
@@ -337,7 +369,7 @@ impl Fs {
     /// Unlinking a file that is open: its handles keep their data. A file open only for reading is
     /// copied down first (its object is about to go). Returns whether it was open.
     pub(crate) async fn unlink_open(&self, ino: u64) -> FsResult<bool> {
-        let Some(file) = self.state.lock().unwrap().open_files.get(&ino).map(|e| e.file.clone()) else {
+        let Some(file) = self.state.lock().unwrap().files.open.get(&ino).map(|e| e.file.clone()) else {
             return Ok(false);
         };
         let mut f = file.lock().await;
@@ -346,83 +378,8 @@ impl Fs {
             f.staged = Some(self.stage_object(&inode).await?);
         }
         f.unlinked = true;
-        self.state.lock().unwrap().local_only.remove(&ino);
+        self.state.lock().unwrap().meta.local_only.remove(&ino);
         Ok(true)
-    }
-
-    /// chmod, utimens, chown: kept in the object's metadata. A file open for writing gets them with
-    /// its next upload (now marked pending); any other file's object is copied onto itself with the
-    /// new metadata. Directories have no object of their own to keep them: accepted, not kept.
-    pub async fn set_meta(&self, ino: u64, newer: FileMeta) -> FsResult<Stat> {
-        let inode = self.inode(ino)?;
-        if inode.kind.is_dir() || !self.config.metadata || newer.is_empty() {
-            return Ok(self.stat(&inode));
-        }
-        self.check_writable()?;
-        let open = self.state.lock().unwrap().open_files.get(&ino).map(|e| e.file.clone());
-        if let Some(file) = open {
-            let mut f = file.lock().await;
-            let unlinked = f.unlinked;
-            let pending = f.staged.as_ref().filter(|_| !unlinked).map(|s| s.dirty);
-            if let Some(dirty) = pending {
-                // Every later upload of this file carries it.
-                f.pending_meta = f.pending_meta.updated(&newer);
-                drop(f);
-                let mut st = self.state.lock().unwrap();
-                if let Some(i) = st.inodes.get(ino).cloned() {
-                    let meta = FileMeta { known: true, ..i.attr.meta.updated(&newer) };
-                    st.inodes.set_attr(ino, Attr { meta, ..i.attr });
-                }
-                let inode = st.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
-                drop(st);
-                if dirty {
-                    // Not uploaded yet: the upload at close or fsync stores it.
-                    return Ok(self.stat(&inode));
-                }
-                // Everything written is in S3 already (a tool's chmod between its close and the
-                // kernel's release, as rsync and cp -p do): store it now too.
-            }
-        }
-        // Whatever the object holds already is kept: read it first when this mount has not.
-        let inode = if inode.attr.meta.known { inode } else { self.refresh_attr(&inode).await? };
-        let mut meta = inode.attr.meta.updated(&newer);
-        if meta.mode.is_none() {
-            meta.mode = Some(libc::S_IFREG | u32::from(self.config.file_mode));
-        }
-        let info = self.client.set_meta(&inode.bucket, &inode.key, &meta).await?;
-        self.uploaded(ino, &inode.bucket, &inode.key, info);
-        let inode = self.inode(ino)?;
-        Ok(self.stat(&inode))
-    }
-
-    /// A symbolic link, stored as s3fs stores them: an object whose body is the target and whose
-    /// mode says S_IFLNK.
-    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<Stat> {
-        let dir = self.writable_dir(parent)?;
-        super::names::creatable(name).map_err(FsError::BadName)?;
-        let key = dir.child_key(name);
-        let meta =
-            FileMeta { mode: Some(libc::S_IFLNK | 0o777), mtime: Some(SystemTime::now()), ..FileMeta::default() };
-        let info = self.client.put_bytes(&dir.bucket, &key, bytes::Bytes::from(target.to_string()), &meta).await?;
-        let attr = Attr { meta: info.meta, ..self.fresh_attr(info.size, info.last_modified, Some(info.etag.clone())) };
-        let inode = self.state.lock().unwrap().inodes.upsert(parent, name, super::Kind::File, attr);
-        self.uploaded(inode.ino, &dir.bucket, &key, info);
-        let inode = self.inode(inode.ino)?;
-        Ok(self.stat(&inode))
-    }
-
-    /// The target of a symbolic link (its object's body).
-    pub async fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
-        let inode = self.inode(ino)?;
-        if !inode.attr.meta.is_symlink() {
-            return Err(FsError::BadName("not a symbolic link".into()));
-        }
-        const MAX_TARGET: u64 = 4096;
-        let data = self
-            .client
-            .get_range(&inode.bucket, &inode.key, 0..inode.attr.size.min(MAX_TARGET), inode.attr.etag.as_deref())
-            .await?;
-        Ok(data.to_vec())
     }
 
     /// A staged copy of the object's current content (the version `inode` knows).
@@ -441,19 +398,19 @@ impl Fs {
 
     fn set_size_attr(&self, ino: u64, size: u64) {
         let mut st = self.state.lock().unwrap();
-        if let Some(i) = st.inodes.get(ino).cloned() {
+        if let Some(i) = st.meta.inodes.get(ino).cloned() {
             let attr = Attr { size, mtime: SystemTime::now(), valid_until: Instant::now(), ..i.attr };
-            st.inodes.set_attr(ino, attr);
+            st.meta.inodes.set_attr(ino, attr);
         }
     }
 
     /// Whether `ino` is open with a writer (its attributes are this mount's, not S3's).
     pub(crate) fn open_for_write(&self, ino: u64) -> bool {
-        self.state.lock().unwrap().handles.values().any(|h| h.ino == ino && h.writes)
+        self.state.lock().unwrap().files.handles.values().any(|h| h.ino == ino && h.writes)
     }
 
     /// Every file handle still open, for flushing before unmount.
     pub fn open_handles(&self) -> Vec<u64> {
-        self.state.lock().unwrap().handles.keys().copied().collect()
+        self.state.lock().unwrap().files.handles.keys().copied().collect()
     }
 }

@@ -201,27 +201,28 @@ impl InodeTable {
     }
 
     /// The kernel was handed `ino` in an entry reply.
-    pub fn remember(&mut self, ino: u64) {
+    pub fn add_lookup(&mut self, ino: u64) {
         if let Some(i) = self.by_ino.get_mut(&ino) {
             i.lookups += 1;
         }
     }
 
-    /// The kernel dropped `n` references; at zero the inode is gone.
-    pub fn forget(&mut self, ino: u64, n: u64) {
+    /// The kernel dropped `n` references; at zero the inode is gone. Returns whether it went.
+    pub fn forget(&mut self, ino: u64, n: u64) -> bool {
         if ino == ROOT {
-            return;
+            return false;
         }
-        let Some(i) = self.by_ino.get_mut(&ino) else { return };
+        let Some(i) = self.by_ino.get_mut(&ino) else { return false };
         i.lookups = i.lookups.saturating_sub(n);
         if i.lookups > 0 {
-            return;
+            return false;
         }
         let key = (i.parent, i.name.clone());
         self.by_ino.remove(&ino);
         if self.by_name.get(&key) == Some(&ino) {
             self.by_name.remove(&key);
         }
+        true
     }
 
     pub fn len(&self) -> usize {

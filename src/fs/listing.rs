@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use super::Entry;
 use super::names::{self, SHADOWED_OBJECT_SUFFIX};
+use super::superblock::Entry;
 use crate::object::ObjectInfo;
 
 /// The entries of directory `prefix` (`""` or ending in `/`) of `bucket`, sorted by name, each name

@@ -28,46 +28,37 @@ pub fn read_ahead_budget(bytes: u64) -> ReadAheadBudget {
     Arc::new(tokio::sync::Semaphore::new((bytes / BLOCK).max(PART_BLOCKS) as usize))
 }
 
+/// What every reader of one filesystem shares: where objects come from, the block cache, the
+/// read-ahead budget, and the identity its blocks are keyed by.
+#[derive(Clone)]
+pub struct ReadPath {
+    pub client: Arc<dyn ObjectClient>,
+    pub cache: Arc<dyn BlockCache>,
+    pub budget: ReadAheadBudget,
+    pub identity: u32,
+}
+
 pub struct Reader {
-    client: Arc<dyn ObjectClient>,
-    cache: Arc<BlockCache>,
-    bucket: Arc<str>,
-    key: Arc<str>,
-    etag: Arc<str>,
+    path: ReadPath,
+    /// The key of the object's block 0 (identity, bucket, key, ETag); other blocks differ by number.
+    block0: BlockKey,
     size: u64,
     next_offset: u64,
     window: u64,
     /// Block → the part fetch that brings it, and the block index the part starts at.
     inflight: HashMap<u64, (u64, Fetch)>,
-    budget: ReadAheadBudget,
 }
 
 impl Reader {
-    pub fn new(
-        client: Arc<dyn ObjectClient>,
-        cache: Arc<BlockCache>,
-        bucket: &str,
-        key: &str,
-        etag: &str,
-        size: u64,
-        budget: ReadAheadBudget,
-    ) -> Self {
-        Reader {
-            client,
-            cache,
-            bucket: bucket.into(),
-            key: key.into(),
-            etag: etag.into(),
-            size,
-            next_offset: 0,
-            window: BLOCK,
-            inflight: HashMap::new(),
-            budget,
-        }
+    /// Reads of one version (`etag`; empty when unknown) of `bucket/key`, `size` bytes long.
+    pub fn new(path: ReadPath, bucket: &str, key: &str, etag: &str, size: u64) -> Self {
+        let block0 =
+            BlockKey { identity: path.identity, bucket: bucket.into(), key: key.into(), etag: etag.into(), block: 0 };
+        Reader { path, block0, size, next_offset: 0, window: BLOCK, inflight: HashMap::new() }
     }
 
     fn block_key(&self, block: u64) -> BlockKey {
-        BlockKey { bucket: self.bucket.clone(), key: self.key.clone(), etag: self.etag.clone(), block }
+        BlockKey { block, ..self.block0.clone() }
     }
 
     pub async fn read(&mut self, offset: u64, size: u32) -> FsResult<Vec<u8>> {
@@ -108,7 +99,7 @@ impl Reader {
     fn schedule(&mut self, from: u64, to: u64, ahead: bool) {
         let mut block = from;
         while block < to {
-            if self.inflight.contains_key(&block) || self.cache.contains(&self.block_key(block)) {
+            if self.inflight.contains_key(&block) || self.path.cache.contains(&self.block_key(block)) {
                 block += 1;
                 continue;
             }
@@ -116,12 +107,12 @@ impl Reader {
             while block < to
                 && block - start < PART_BLOCKS
                 && !self.inflight.contains_key(&block)
-                && !self.cache.contains(&self.block_key(block))
+                && !self.path.cache.contains(&self.block_key(block))
             {
                 block += 1;
             }
             let permit = if ahead {
-                match self.budget.clone().try_acquire_many_owned((block - start) as u32) {
+                match self.path.budget.clone().try_acquire_many_owned((block - start) as u32) {
                     Ok(p) => Some(p),
                     Err(_) => return,
                 }
@@ -136,19 +127,17 @@ impl Reader {
     }
 
     fn fetch(&self, first: u64, end_block: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Fetch {
-        let (client, cache) = (self.client.clone(), self.cache.clone());
-        let (bucket, key, etag) = (self.bucket.clone(), self.key.clone(), self.etag.clone());
+        let (client, cache) = (self.path.client.clone(), self.path.cache.clone());
+        let block0 = self.block0.clone();
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
         let task = tokio::spawn(async move {
-            let etag_arg = Some(etag.as_ref()).filter(|e| !e.is_empty());
-            let data = client.get_range(&bucket, &key, range, etag_arg).await;
+            let etag_arg = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
+            let data = client.get_range(&block0.bucket, &block0.key, range, etag_arg).await;
             // The bytes now count against the block cache, not the read-ahead budget.
             drop(permit);
             let data = data?;
             for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
-                let k =
-                    BlockKey { bucket: bucket.clone(), key: key.clone(), etag: etag.clone(), block: first + i as u64 };
-                cache.insert(k, data.slice_ref(chunk));
+                cache.insert(BlockKey { block: first + i as u64, ..block0.clone() }, data.slice_ref(chunk));
             }
             Ok(data)
         });
@@ -158,14 +147,17 @@ impl Reader {
     }
 
     async fn block(&mut self, block: u64) -> FsResult<Bytes> {
-        if let Some(data) = self.cache.get(&self.block_key(block)) {
+        if let Some(data) = self.path.cache.get(&self.block_key(block)) {
             return Ok(data);
         }
         let (start, fetch) = match self.inflight.get(&block) {
             Some(f) => f.clone(),
             None => {
                 self.schedule(block, block + 1, false);
-                self.inflight.get(&block).cloned().ok_or_else(|| FsError::Io("read was not scheduled".into()))?
+                self.inflight
+                    .get(&block)
+                    .cloned()
+                    .ok_or(FsError::Invalid("a read of a block that was not scheduled"))?
             }
         };
         let part = fetch.await.map_err(FsError::from)?;

@@ -94,7 +94,7 @@ impl Staged {
         let tail: String = name.chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
         let path = dir.join(format!("{}-{}-{tail}", std::process::id(), unique()));
         let sidecar = Sidecar { bucket: bucket.to_string(), key: key.to_string(), pid: std::process::id() };
-        let json = serde_json::to_vec(&sidecar).map_err(|e| FsError::Io(e.to_string()))?;
+        let json = serde_json::to_vec(&sidecar).map_err(std::io::Error::other)?;
         untrusted::create_new(&sidecar_path(&path), 0o600)?.write_all(&json)?;
         let file = untrusted::create_new(&path, 0o600)?;
         Ok(Staged { path, file, dirty: false, refused: false, quota, reserved: 0 })

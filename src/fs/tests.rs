@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handles::OpenMode;
 use super::*;
 use crate::object::mock::MockObjectClient;
 
@@ -26,7 +27,7 @@ async fn path(fs: &Fs, parts: &[&str]) -> FsResult<Stat> {
 }
 
 async fn read_all(fs: &Fs, ino: u64) -> Vec<u8> {
-    let fh = fs.open(ino, false, false, false).await.unwrap();
+    let fh = fs.open(ino, OpenMode::READ).await.unwrap();
     let mut out = Vec::new();
     loop {
         let chunk = fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap();
@@ -40,7 +41,7 @@ async fn read_all(fs: &Fs, ino: u64) -> Vec<u8> {
 }
 
 async fn write_file(fs: &Fs, parent: u64, name: &str, body: &[u8]) -> u64 {
-    let (stat, fh) = fs.create(parent, name, false, None).await.unwrap();
+    let (stat, fh) = fs.create(parent, name, OpenMode::WRITE, None).await.unwrap();
     if !body.is_empty() {
         fs.write(fh, 0, body).await.unwrap();
     }
@@ -122,7 +123,7 @@ async fn reads_ranges_through_the_cache_with_read_ahead() {
     assert_eq!(read_all(&fs, f.ino).await, body);
     assert_eq!(c.calls_of("GetObject"), gets);
     // Random access inside the object.
-    let fh = fs.open(f.ino, false, false, false).await.unwrap();
+    let fh = fs.open(f.ino, OpenMode::READ).await.unwrap();
     let at = 3 * read::BLOCK + 17;
     assert_eq!(fs.read(fh, at, 100).await.unwrap(), &body[at as usize..at as usize + 100]);
     assert!(fs.read(fh, body.len() as u64 + 10, 100).await.unwrap().is_empty());
@@ -148,7 +149,7 @@ async fn random_write_append_and_truncate_an_existing_object() {
     let (c, fs) = setup("modify");
     c.insert("data", "f", "hello world");
     let f = path(&fs, &["data", "f"]).await.unwrap();
-    let fh = fs.open(f.ino, true, false, false).await.unwrap();
+    let fh = fs.open(f.ino, OpenMode::WRITE).await.unwrap();
     fs.write(fh, 6, b"WORLD").await.unwrap();
     fs.write(fh, 11, b"!!").await.unwrap();
     fs.release(fh).await.unwrap();
@@ -168,9 +169,9 @@ async fn directories_unlink_and_rename() {
     assert!(c.object("data", "new/").is_some(), "marker object");
     write_file(&fs, d.ino, "inside.txt", b"in").await;
     assert!(matches!(fs.rmdir(data.ino, "new").await, Err(FsError::NotEmpty)));
-    fs.rename(d.ino, "inside.txt", d.ino, "renamed.txt").await.unwrap();
+    fs.rename(d.ino, "inside.txt", d.ino, "renamed.txt", RenameMode::Replace).await.unwrap();
     assert_eq!(c.keys("data"), ["new/", "new/renamed.txt"]);
-    fs.rename(data.ino, "new", data.ino, "moved").await.unwrap();
+    fs.rename(data.ino, "new", data.ino, "moved", RenameMode::Replace).await.unwrap();
     assert_eq!(c.keys("data"), ["moved/", "moved/renamed.txt"]);
     let moved = path(&fs, &["data", "moved"]).await.unwrap();
     fs.unlink(moved.ino, "renamed.txt").await.unwrap();
@@ -184,7 +185,7 @@ async fn denied_writes_keep_the_staged_file_and_say_so() {
     let (c, fs) = setup("denied");
     c.deny_writes("data");
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, fh) = fs.create(data.ino, "nope.txt", false, None).await.unwrap();
+    let (_, fh) = fs.create(data.ino, "nope.txt", OpenMode::WRITE, None).await.unwrap();
     fs.write(fh, 0, b"precious").await.unwrap();
     let err = fs.release(fh).await.unwrap_err();
     assert_eq!(err.errno(), libc::EACCES);
@@ -213,9 +214,9 @@ async fn writes_beyond_the_staging_quota_fail_with_enospc_and_free_it_when_uploa
     cfg.staging_quota = Some(1000);
     let fs = Fs::new(client.clone(), cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    let (_, a) = fs.create(data.ino, "a", false, None).await.unwrap();
+    let (_, a) = fs.create(data.ino, "a", OpenMode::WRITE, None).await.unwrap();
     fs.write(a, 0, &[1u8; 600]).await.unwrap();
-    let (b_stat, b) = fs.create(data.ino, "b", false, None).await.unwrap();
+    let (b_stat, b) = fs.create(data.ino, "b", OpenMode::WRITE, None).await.unwrap();
     let err = fs.write(b, 0, &[2u8; 600]).await.unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
     // Rewriting what is already reserved costs nothing more.
@@ -254,7 +255,7 @@ async fn read_only_mount_refuses_writes() {
     cfg.read_only = true;
     let fs = Fs::new(client, cfg);
     let data = path(&fs, &["data"]).await.unwrap();
-    assert_eq!(fs.create(data.ino, "x", false, None).await.unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.create(data.ino, "x", OpenMode::WRITE, None).await.unwrap_err().errno(), libc::EROFS);
     assert_eq!(fs.mkdir(data.ino, "x").await.unwrap_err().errno(), libc::EROFS);
 }
 
@@ -384,7 +385,7 @@ mod model {
             Op::Write(f, data) => {
                 let (d, n) = split(FILES[*f]);
                 let parent = dir_ino(fs, &d).await?;
-                let (_, fh) = fs.create(parent, &n, false, None).await?;
+                let (_, fh) = fs.create(parent, &n, OpenMode::WRITE, None).await?;
                 fs.write(fh, 0, data).await?;
                 fs.release(fh).await
             }
@@ -404,7 +405,7 @@ mod model {
                 }
                 let ((da, na), (db, nb)) = (split(FILES[*a]), split(FILES[*b]));
                 let (pa, pb) = (dir_ino(fs, &da).await?, dir_ino(fs, &db).await?);
-                fs.rename(pa, &na, pb, &nb).await
+                fs.rename(pa, &na, pb, &nb, RenameMode::Replace).await
             }
             Op::Mkdir(d) => {
                 let parent = dir_ino(fs, "").await?;
@@ -459,10 +460,10 @@ async fn a_directory_made_by_mkdir_is_renamed_where_marker_copies_are_refused() 
     let data = path(&fs, &["data"]).await.unwrap();
     let d = fs.mkdir(data.ino, "made").await.unwrap();
     fs.mkdir(d.ino, "inner").await.unwrap();
-    let (_, fh) = fs.create(d.ino, "f.txt", false, None).await.unwrap();
+    let (_, fh) = fs.create(d.ino, "f.txt", OpenMode::WRITE, None).await.unwrap();
     fs.write(fh, 0, b"x").await.unwrap();
     fs.release(fh).await.unwrap();
-    fs.rename(data.ino, "made", data.ino, "moved").await.unwrap();
+    fs.rename(data.ino, "made", data.ino, "moved", RenameMode::Replace).await.unwrap();
     let keys = c.keys("data");
     assert!(keys.contains(&"moved/".to_string()) && keys.contains(&"moved/inner/".to_string()), "{keys:?}");
     assert_eq!(c.object("data", "moved/f.txt").unwrap().as_ref(), b"x");
@@ -546,8 +547,8 @@ mod handles_model {
                                 continue;
                             }
                             let fh = match fs.lookup(data, "f").await {
-                                Ok(st) => fs.open(st.ino, true, false, *append).await.unwrap(),
-                                Err(_) => fs.create(data, "f", *append, None).await.unwrap().1,
+                                Ok(st) => fs.open(st.ino, OpenMode { append: *append, ..OpenMode::WRITE }).await.unwrap(),
+                                Err(_) => fs.create(data, "f", OpenMode { append: *append, ..OpenMode::WRITE }, None).await.unwrap().1,
                             };
                             fhs[*s] = Some(fh);
                             if m.handles() == 0 {

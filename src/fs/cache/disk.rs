@@ -12,7 +12,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use sha2::Digest;
 
-use super::cache::BlockKey;
+use super::{BlockCache, BlockKey};
 
 pub struct DiskCache {
     dir: PathBuf,
@@ -37,6 +37,7 @@ impl DiskCache {
 
     fn path(&self, key: &BlockKey) -> PathBuf {
         let mut h = sha2::Sha256::new();
+        h.update(key.identity.to_le_bytes());
         for part in [key.bucket.as_bytes(), key.key.as_bytes(), key.etag.as_bytes()] {
             h.update(part);
             h.update([0u8]);
@@ -45,11 +46,20 @@ impl DiskCache {
         self.dir.join(hex::encode(h.finalize()))
     }
 
-    pub fn contains(&self, key: &BlockKey) -> bool {
+    fn forget(&self, key: &BlockKey) {
+        let mut index = self.index.lock().unwrap();
+        if let Some(size) = index.blocks.pop(key) {
+            index.bytes -= size;
+        }
+    }
+}
+
+impl BlockCache for DiskCache {
+    fn contains(&self, key: &BlockKey) -> bool {
         self.index.lock().unwrap().blocks.contains(key)
     }
 
-    pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+    fn get(&self, key: &BlockKey) -> Option<Bytes> {
         self.index.lock().unwrap().blocks.get(key)?;
         let expect = crate::untrusted::Expect { owner: None, private: true };
         match crate::untrusted::read_regular(&self.path(key), expect, self.limit) {
@@ -61,15 +71,8 @@ impl DiskCache {
         }
     }
 
-    fn forget(&self, key: &BlockKey) {
-        let mut index = self.index.lock().unwrap();
-        if let Some(size) = index.blocks.pop(key) {
-            index.bytes -= size;
-        }
-    }
-
     /// Stores a block; failures only mean the block is not cached.
-    pub fn put(&self, key: BlockKey, data: &[u8]) {
+    fn insert(&self, key: BlockKey, data: Bytes) {
         let size = data.len() as u64;
         if size > self.limit || self.contains(&key) {
             return;
@@ -78,7 +81,7 @@ impl DiskCache {
         let tmp = path.with_extension("tmp");
         let _ = std::fs::remove_file(&tmp);
         let written = crate::untrusted::create_new(&tmp, 0o600)
-            .and_then(|mut f| f.write_all(data))
+            .and_then(|mut f| f.write_all(&data))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             tracing::debug!(error = %e, "disk cache write failed; block not cached");
@@ -105,7 +108,7 @@ impl DiskCache {
         }
     }
 
-    pub fn bytes(&self) -> u64 {
+    fn bytes(&self) -> u64 {
         self.index.lock().unwrap().bytes
     }
 }

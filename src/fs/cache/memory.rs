@@ -1,24 +1,17 @@
-//! The block cache: object bytes in 1 MiB blocks, least recently used evicted first, bounded by bytes.
-//! Keys carry bucket, key and ETag, so a changed object never hits blocks of its previous version.
-//! With a disk tier, blocks evicted from memory spill to disk and come back on a hit.
+//! The memory tier: least recently used blocks evicted first, bounded by bytes. Evicted blocks
+//! spill to the next tier (the disk, when there is one) and come back from it on a hit.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lru::LruCache;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BlockKey {
-    pub bucket: Arc<str>,
-    pub key: Arc<str>,
-    pub etag: Arc<str>,
-    pub block: u64,
-}
+use super::{BlockCache, BlockKey};
 
-pub struct BlockCache {
+pub struct MemoryCache {
     inner: Mutex<Inner>,
     limit: usize,
-    disk: Option<super::disk_cache::DiskCache>,
+    spill: Option<Arc<dyn BlockCache>>,
 }
 
 struct Inner {
@@ -26,34 +19,28 @@ struct Inner {
     bytes: usize,
 }
 
-impl BlockCache {
-    pub fn new(limit_bytes: usize) -> Self {
-        BlockCache {
-            inner: Mutex::new(Inner { blocks: LruCache::unbounded(), bytes: 0 }),
-            limit: limit_bytes,
-            disk: None,
-        }
+impl MemoryCache {
+    /// At most `limit_bytes` in memory; what is evicted goes to `spill` when given.
+    pub fn new(limit_bytes: usize, spill: Option<Arc<dyn BlockCache>>) -> Self {
+        MemoryCache { inner: Mutex::new(Inner { blocks: LruCache::unbounded(), bytes: 0 }), limit: limit_bytes, spill }
     }
+}
 
-    /// A cache whose evicted blocks spill to `disk`.
-    pub fn with_disk(limit_bytes: usize, disk: super::disk_cache::DiskCache) -> Self {
-        BlockCache { disk: Some(disk), ..Self::new(limit_bytes) }
-    }
-
-    pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+impl BlockCache for MemoryCache {
+    fn get(&self, key: &BlockKey) -> Option<Bytes> {
         if let Some(data) = self.inner.lock().unwrap().blocks.get(key).cloned() {
             return Some(data);
         }
-        let data = self.disk.as_ref()?.get(key)?;
+        let data = self.spill.as_ref()?.get(key)?;
         self.insert(key.clone(), data.clone());
         Some(data)
     }
 
-    pub fn contains(&self, key: &BlockKey) -> bool {
-        self.inner.lock().unwrap().blocks.contains(key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
+    fn contains(&self, key: &BlockKey) -> bool {
+        self.inner.lock().unwrap().blocks.contains(key) || self.spill.as_ref().is_some_and(|d| d.contains(key))
     }
 
-    pub fn insert(&self, key: BlockKey, data: Bytes) {
+    fn insert(&self, key: BlockKey, data: Bytes) {
         if data.len() > self.limit {
             return;
         }
@@ -75,16 +62,15 @@ impl BlockCache {
             }
         }
         // Spilling happens outside the lock: other readers need not wait for the disk.
-        if let Some(disk) = &self.disk {
+        if let Some(spill) = &self.spill {
             for (k, block) in evicted {
-                disk.put(k, &block);
+                spill.insert(k, block);
             }
         }
     }
 
-    /// Bytes held now (for tests and status).
-    pub fn bytes(&self) -> usize {
-        self.inner.lock().unwrap().bytes
+    fn bytes(&self) -> u64 {
+        self.inner.lock().unwrap().bytes as u64
     }
 }
 
@@ -93,12 +79,12 @@ mod tests {
     use super::*;
 
     fn key(block: u64) -> BlockKey {
-        BlockKey { bucket: "b".into(), key: "k".into(), etag: "e".into(), block }
+        BlockKey { identity: 0, bucket: "b".into(), key: "k".into(), etag: "e".into(), block }
     }
 
     #[test]
     fn evicts_least_recently_used_to_stay_within_bytes() {
-        let c = BlockCache::new(3000);
+        let c = MemoryCache::new(3000, None);
         for b in 0..3 {
             c.insert(key(b), Bytes::from(vec![0u8; 1000]));
         }
@@ -114,8 +100,8 @@ mod tests {
     #[test]
     fn evicted_blocks_spill_to_disk_and_come_back() {
         let dir = std::env::temp_dir().join(format!("ssofs-disk-cache-{}", std::process::id()));
-        let disk = super::super::disk_cache::DiskCache::open(&dir, 2500).unwrap();
-        let c = BlockCache::with_disk(1000, disk);
+        let disk = super::super::DiskCache::open(&dir, 2500).unwrap();
+        let c = MemoryCache::new(1000, Some(Arc::new(disk)));
         c.insert(key(0), Bytes::from(vec![1u8; 1000]));
         c.insert(key(1), Bytes::from(vec![2u8; 1000])); // evicts 0 to disk
         assert!(c.contains(&key(0)));
@@ -131,9 +117,11 @@ mod tests {
 
     #[test]
     fn another_etag_is_another_entry() {
-        let c = BlockCache::new(10_000);
+        let c = MemoryCache::new(10_000, None);
         c.insert(key(0), Bytes::from_static(b"old"));
         let newer = BlockKey { etag: "e2".into(), ..key(0) };
         assert!(c.get(&newer).is_none());
+        let someone_else = BlockKey { identity: 1000, ..key(0) };
+        assert!(c.get(&someone_else).is_none(), "another identity's blocks are not served");
     }
 }

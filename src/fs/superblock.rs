@@ -1,0 +1,420 @@
+//! What the mount knows about names, with one owner: the inode table, directory listings, and
+//! names known not to exist (negative entries), each trusted for its TTL; and the lookups,
+//! listings and attribute reads (HEAD) that fill them.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Instant, SystemTime};
+
+use super::inode::{Attr, Inode, InodeTable, Kind};
+use super::names::{self, SHADOWED_OBJECT_SUFFIX};
+use super::{DirEntry, Fs, FsError, FsResult, Stat, State, listing};
+use crate::object::{ObjectError, ObjectInfo};
+
+/// One entry of a directory listing, with the attributes the listing gave.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    pub(crate) mtime: SystemTime,
+    pub(crate) etag: Option<String>,
+    /// Set when the key is not `prefix + name` (an object shadowed by a prefix of the same name).
+    pub(crate) key: Option<String>,
+}
+
+impl Entry {
+    pub(crate) fn dir(name: &str) -> Entry {
+        Entry { name: name.to_string(), kind: Kind::Dir, size: 0, mtime: SystemTime::now(), etag: None, key: None }
+    }
+
+    pub(crate) fn file(name: &str, o: &ObjectInfo) -> Entry {
+        Entry {
+            name: name.to_string(),
+            kind: Kind::File,
+            size: o.size,
+            mtime: o.last_modified,
+            etag: Some(o.etag.clone()),
+            key: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Listing {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) fetched: Instant,
+}
+
+/// Entries in each of the filesystem's maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    pub inodes: usize,
+    pub listings: usize,
+    pub negative: usize,
+    pub open_files: usize,
+    pub dir_handles: usize,
+    pub page_cache: usize,
+}
+
+/// The metadata the filesystem holds.
+#[derive(Default)]
+pub(crate) struct Metadata {
+    pub(crate) inodes: InodeTable,
+    pub(crate) listings: HashMap<u64, Listing>,
+    /// `(parent, name)` known not to exist, until the instant stored.
+    pub(crate) negative: HashMap<(u64, String), Instant>,
+    /// Files created here and not yet uploaded: listed though S3 does not have them yet.
+    pub(crate) local_only: HashSet<u64>,
+}
+
+impl Metadata {
+    /// One bucket (or a prefix of one) mounted as the root.
+    pub(crate) fn with_root_bucket(bucket: &str, prefix: &str) -> Self {
+        Metadata { inodes: InodeTable::with_root_bucket(bucket, prefix), ..Metadata::default() }
+    }
+
+    /// Drops `name` from `dir`'s cached listing (it was removed or renamed here).
+    pub(crate) fn unlist(&mut self, dir: u64, name: &str) {
+        if let Some(l) = self.listings.get_mut(&dir) {
+            l.entries.retain(|e| e.name != name);
+        }
+    }
+
+    /// Puts `entry` into `dir`'s cached listing, replacing one of the same name; and forgets that
+    /// the name did not exist.
+    pub(crate) fn list(&mut self, dir: u64, entry: Entry) {
+        self.negative.remove(&(dir, entry.name.clone()));
+        if let Some(l) = self.listings.get_mut(&dir) {
+            l.entries.retain(|e| e.name != entry.name);
+            l.entries.push(entry);
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+}
+
+impl Fs {
+    /// The entries of a directory, from the cache when fresh.
+    async fn listing(&self, dir: &Inode) -> FsResult<Listing> {
+        if let Some(l) = self.state.lock().unwrap().meta.listings.get(&dir.ino)
+            && l.fetched.elapsed() < self.config.dir_ttl
+        {
+            return Ok(l.clone());
+        }
+        let entries = match dir.kind {
+            // One bucket mounted as the root: its listing.
+            Kind::Root if !dir.bucket.is_empty() => self.list_dir(&dir.bucket, &dir.key).await?,
+            Kind::Root => match self.client.list_buckets().await {
+                Ok(buckets) => self.with_named_buckets(
+                    buckets
+                        .into_iter()
+                        .filter(|b| names::usable(b))
+                        .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) }),
+                ),
+                // MinIO answers AccessDenied when no bucket is visible: an empty root, or the named ones.
+                Err(ObjectError::AccessDenied) => self.with_named_buckets(std::iter::empty()),
+                // A server that does not list buckets for this identity at all: the named ones are enough.
+                Err(e) if !self.config.named_buckets.is_empty() && !matches!(e, ObjectError::NoCredentials(_)) => {
+                    tracing::debug!(error = %e, "ListBuckets failed; showing the named buckets");
+                    self.with_named_buckets(std::iter::empty())
+                }
+                // Without credentials (renewal failing, or none to be had): the buckets seen last stay
+                // listed, so operations below them say EACCES rather than "no such file"; an identity
+                // that never had credentials (no policy, no login) sees an empty root. The credentials
+                // layer logs why.
+                Err(ObjectError::NoCredentials(_)) => {
+                    let last = self.state.lock().unwrap().meta.listings.get(&dir.ino).cloned();
+                    return Ok(last.unwrap_or(Listing { entries: Vec::new(), fetched: Instant::now() }));
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Kind::Bucket | Kind::Dir => self.list_dir(&dir.bucket, &dir.key).await?,
+            Kind::File => return Err(FsError::NotDir),
+        };
+        let entries = self.with_local_files(dir.ino, entries);
+        let listing = Listing { entries, fetched: Instant::now() };
+        self.state.lock().unwrap().meta.listings.insert(dir.ino, listing.clone());
+        Ok(listing)
+    }
+
+    /// The root's entries: the named buckets (a prefix shows as its bucket's name and lists only
+    /// below it), then the listed buckets not named.
+    fn with_named_buckets(&self, listed: impl Iterator<Item = Entry>) -> Vec<Entry> {
+        let named = &self.config.named_buckets;
+        let mut entries: Vec<Entry> = named
+            .iter()
+            .map(|n| Entry {
+                kind: Kind::Bucket,
+                key: (!n.prefix.is_empty()).then(|| n.prefix.clone()),
+                ..Entry::dir(&n.bucket)
+            })
+            .collect();
+        entries.extend(listed.filter(|e| !named.iter().any(|n| n.bucket == e.name)));
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        entries
+    }
+
+    /// A listing plus the files created here that S3 does not have yet.
+    fn with_local_files(&self, dir: u64, mut entries: Vec<Entry>) -> Vec<Entry> {
+        let st = self.state.lock().unwrap();
+        for inode in st.meta.local_only.iter().filter_map(|ino| st.meta.inodes.get(*ino)) {
+            if inode.parent == dir && !entries.iter().any(|e| e.name == inode.name) {
+                let mut e = Entry { kind: Kind::File, etag: None, ..Entry::dir(&inode.name) };
+                e.size = inode.attr.size;
+                entries.push(e);
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    /// Lists one prefix completely (all pages) into directory entries.
+    async fn list_dir(&self, bucket: &str, prefix: &str) -> FsResult<Vec<Entry>> {
+        let mut files: Vec<ObjectInfo> = Vec::new();
+        let mut dirs: Vec<String> = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self.client.list_page(bucket, prefix, token).await?;
+            files.extend(page.objects);
+            dirs.extend(page.prefixes);
+            match page.continuation {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(listing::entries(bucket, prefix, &files, &dirs))
+    }
+
+    pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let dir = self.inode(ino)?;
+        if !dir.kind.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        let listing = self.listing(&dir).await?;
+        let mut st = self.state.lock().unwrap();
+        Ok(listing
+            .entries
+            .iter()
+            .map(|e| {
+                let inode = upsert_seen(&mut st, ino, &e.name, e.kind, self.entry_attr(e), e.key.clone());
+                DirEntry { name: e.name.clone(), stat: self.stat(&inode) }
+            })
+            .collect())
+    }
+
+    // ---- lookup and attributes ---------------------------------------------------------------
+
+    /// A kernel lookup: `name` in `parent`, with the kernel's reference to it counted (see
+    /// [`Fs::forget`]).
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Stat> {
+        let stat = self.find(parent, name).await?;
+        self.count_kernel_lookup(stat.ino);
+        Ok(stat)
+    }
+
+    /// What `name` in `parent` is, from what the mount knows or from S3.
+    pub(crate) async fn find(&self, parent: u64, name: &str) -> FsResult<Stat> {
+        let dir = self.inode(parent)?;
+        if !dir.kind.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        if !names::usable(name) {
+            return Err(FsError::NotFound);
+        }
+        // A fresh listing answers without asking S3: `ls -l` after `ls` costs nothing.
+        let cached = {
+            let st = self.state.lock().unwrap();
+            st.meta.listings.get(&parent).filter(|l| l.fetched.elapsed() < self.config.dir_ttl).cloned()
+        };
+        let lists_buckets = dir.kind == Kind::Root && dir.bucket.is_empty();
+        if let Some(listing) = cached.or(if lists_buckets { Some(self.listing(&dir).await?) } else { None }) {
+            let Some(e) = listing.entries.iter().find(|e| e.name == name) else {
+                return Err(FsError::NotFound);
+            };
+            let attr = self.entry_attr(e);
+            let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, &e.name, e.kind, attr, e.key.clone());
+            return self.with_meta(inode).await;
+        }
+        // A file this mount holds (created and not uploaded yet, or being written): its own inode,
+        // whatever S3 says now.
+        {
+            let st = self.state.lock().unwrap();
+            if let Some(child) = st.meta.inodes.child(parent, name)
+                && (st.meta.local_only.contains(&child.ino) || held_locally(&st, child.ino))
+            {
+                return Ok(self.stat(&child.clone()));
+            }
+        }
+        if let Some(until) = self.state.lock().unwrap().meta.negative.get(&(parent, name.to_string()))
+            && *until > Instant::now()
+        {
+            return Err(FsError::NotFound);
+        }
+        let (kind, attr, key) = self.probe(&dir, name).await?;
+        let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, name, kind, attr, key);
+        Ok(self.stat(&inode))
+    }
+
+    /// A file known only from a listing: one HEAD reads its metadata (mode, mtime, owner; whether it
+    /// is a symlink), once per version. Skipped when metadata is off or the file is this mount's own.
+    async fn with_meta(&self, inode: Inode) -> FsResult<Stat> {
+        if inode.kind.is_dir() || inode.attr.meta.known || !self.config.metadata || self.is_local_only(inode.ino) {
+            return Ok(self.stat(&inode));
+        }
+        match self.refresh_attr(&inode).await {
+            Ok(fresh) => Ok(self.stat(&fresh)),
+            // Gone since the listing: as a lookup of a missing name.
+            Err(FsError::NotFound) => Err(FsError::NotFound),
+            Err(e) => {
+                tracing::debug!(key = %inode.key, error = %e, "metadata not read; listing attributes used");
+                Ok(self.stat(&inode))
+            }
+        }
+    }
+
+    fn entry_attr(&self, e: &Entry) -> Attr {
+        if e.kind.is_dir() { self.dir_attr() } else { self.fresh_attr(e.size, e.mtime, e.etag.clone()) }
+    }
+
+    /// Asks S3 what `name` in `dir` is: a prefix (directory) wins over an object of the same name.
+    async fn probe(&self, dir: &Inode, name: &str) -> FsResult<(Kind, Attr, Option<String>)> {
+        let (object_key, shadowed) = match name.strip_suffix(SHADOWED_OBJECT_SUFFIX) {
+            Some(base) if !base.is_empty() => (dir.child_key(base), true),
+            _ => (dir.child_key(name), false),
+        };
+        let prefix = format!("{}{name}/", dir.key);
+        let plain_key = dir.child_key(name);
+        let (head, listed) =
+            tokio::join!(self.client.head(&dir.bucket, &plain_key), self.client.list_page(&dir.bucket, &prefix, None));
+        let is_dir = match listed {
+            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+            Err(ObjectError::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if is_dir && !shadowed {
+            return Ok((Kind::Dir, self.dir_attr(), None));
+        }
+        let head = if shadowed { self.client.head(&dir.bucket, &object_key).await } else { head };
+        match head {
+            Ok(o) => Ok((Kind::File, self.head_attr(o), shadowed.then_some(object_key))),
+            Err(ObjectError::NotFound) => {
+                let until = Instant::now() + self.config.negative_ttl;
+                self.state.lock().unwrap().meta.negative.insert((dir.ino, name.to_string()), until);
+                Err(FsError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Stat> {
+        let inode = self.inode(ino)?;
+        if inode.kind.is_dir() || inode.attr.valid_until > Instant::now() || self.open_for_write(ino) {
+            return Ok(self.stat(&inode));
+        }
+        let o = self.client.head(&inode.bucket, &inode.key).await?;
+        let attr = self.head_attr(o);
+        let mut st = self.state.lock().unwrap();
+        st.meta.inodes.set_attr(ino, attr);
+        let inode = st.meta.inodes.get(ino).cloned().ok_or(FsError::NotFound)?;
+        Ok(self.stat(&inode))
+    }
+
+    pub(crate) async fn refresh_attr(&self, inode: &Inode) -> FsResult<Inode> {
+        let o = self.client.head(&inode.bucket, &inode.key).await?;
+        let attr = self.head_attr(o);
+        let mut st = self.state.lock().unwrap();
+        if !held_locally(&st, inode.ino) {
+            st.meta.inodes.set_attr(inode.ino, attr);
+        }
+        st.meta.inodes.get(inode.ino).cloned().ok_or(FsError::NotFound)
+    }
+
+    /// This mount's own change is visible at once: attributes and the parent's listing are updated.
+    pub(crate) fn uploaded(&self, ino: u64, key: &str, info: ObjectInfo) {
+        let mut st = self.state.lock().unwrap();
+        let attr = Attr {
+            size: info.size,
+            mtime: info.last_modified,
+            etag: Some(info.etag.clone()),
+            valid_until: Instant::now() + self.config.attr_ttl,
+            meta: info.meta.clone(),
+        };
+        st.meta.inodes.set_attr(ino, attr);
+        if let Some(parent) = st.meta.inodes.get(ino).map(|i| i.parent) {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            st.meta.list(parent, Entry::file(name, &info));
+        }
+    }
+
+    /// Created here and not uploaded yet.
+    pub(crate) fn is_local_only(&self, ino: u64) -> bool {
+        self.state.lock().unwrap().meta.local_only.contains(&ino)
+    }
+
+    /// A file created here is listed, looked up and unlinked like any other before its upload.
+    pub(crate) fn show_local_file(&self, parent: u64, name: &str, ino: u64) {
+        let mut st = self.state.lock().unwrap();
+        st.meta.local_only.insert(ino);
+        st.meta.negative.remove(&(parent, name.to_string()));
+        if let Some(l) = st.meta.listings.get_mut(&parent)
+            && !l.entries.iter().any(|e| e.name == name)
+        {
+            l.entries.push(Entry { kind: Kind::File, size: 0, etag: None, ..Entry::dir(name) });
+            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+
+    /// The kernel took a reference to `ino` (an entry reply: lookup, create, mkdir, readdirplus).
+    pub fn count_kernel_lookup(&self, ino: u64) {
+        self.state.lock().unwrap().meta.inodes.add_lookup(ino);
+    }
+
+    /// How many entries each of the filesystem's maps holds (for tests and status: all of them must
+    /// stay bounded on a mount that runs for weeks).
+    pub fn map_sizes(&self) -> MapSizes {
+        let st = self.state.lock().unwrap();
+        MapSizes {
+            inodes: st.meta.inodes.len(),
+            listings: st.meta.listings.len(),
+            negative: st.meta.negative.len(),
+            open_files: st.files.len(),
+            dir_handles: st.dirs.len(),
+            page_cache: st.page_cache.len(),
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`: at zero, the inode and what hangs on it go.
+    pub fn forget(&self, ino: u64, n: u64) {
+        let mut st = self.state.lock().unwrap();
+        if st.meta.inodes.forget(ino, n) {
+            st.meta.listings.remove(&ino);
+            st.page_cache.forget_inode(ino);
+        }
+    }
+}
+
+/// Whether this mount holds a staged copy of `ino`: then its own size and times are the file's,
+/// newer than anything a listing or a HEAD says.
+pub(crate) fn held_locally(st: &State, ino: u64) -> bool {
+    st.files.open.get(&ino).is_some_and(|e| e.staged_or_busy())
+}
+
+/// Records what S3 says about `parent/name` (a listing, a HEAD), unless this mount holds a staged
+/// copy of that file (a lookup while it is being written used to put the listing's older size
+/// back, and the kernel then cut the file to it: found by the fsx-style test).
+pub(crate) fn upsert_seen(
+    st: &mut State,
+    parent: u64,
+    name: &str,
+    kind: Kind,
+    attr: Attr,
+    key: Option<String>,
+) -> Inode {
+    if let Some(existing) = st.meta.inodes.child(parent, name)
+        && existing.kind == kind
+        && held_locally(st, existing.ino)
+    {
+        return existing.clone();
+    }
+    st.meta.inodes.upsert_with_key(parent, name, kind, attr, key)
+}

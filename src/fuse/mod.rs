@@ -1,0 +1,437 @@
+//! The FUSE adapter, kept thin: every kernel request (fuser, several worker threads) picks the
+//! filesystem that serves it, runs as a task on the tokio runtime so a slow S3 request never blocks
+//! a worker thread, and is answered through one helper ([`FuseAdapter::serve`]) that logs every
+//! failure with its errno. The filesystem (`crate::fs`) does the work and the bookkeeping.
+//!
+//! File handles carry the identity's slot in their high bits, so a handle is always served by the
+//! identity that opened it (multi-user mounts: see [`FsResolver`]).
+
+mod reply;
+mod resolver;
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+};
+
+use self::reply::{ErrorReply, failed, file_type, name_str, to_attr};
+pub use self::resolver::{FsResolver, SingleUser};
+use crate::fs::handles::OpenMode;
+use crate::fs::inode::ROOT;
+use crate::fs::{Fs, FsError, FsResult, RenameMode, Stat};
+use crate::object::meta::FileMeta;
+
+/// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
+const LOCAL_BITS: u32 = 48;
+
+/// The directory handle of a user without a filesystem (no login): an empty root.
+const EMPTY_DIR: u64 = 0;
+
+/// The most one FUSE read or write carries (the kernel's limit is 256 pages).
+pub const MAX_REQUEST: u32 = 1 << 20;
+
+pub struct FuseAdapter {
+    resolver: Arc<dyn FsResolver>,
+    rt: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(resolver: Arc<dyn FsResolver>, rt: tokio::runtime::Handle) -> Self {
+        FuseAdapter { resolver, rt }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.resolver.ttl()
+    }
+
+    /// The caller's filesystem and its slot.
+    fn fs(&self, req: &Request) -> FsResult<(u16, Arc<Fs>)> {
+        self.resolver.for_uid(req.uid(), req.gid())
+    }
+
+    /// The caller's filesystem and a name from the kernel, checked.
+    fn fs_and_name(&self, req: &Request, name: &OsStr) -> FsResult<(Arc<Fs>, String)> {
+        let name = name_str(name)?;
+        Ok((self.fs(req)?.1, name))
+    }
+
+    /// The filesystem that issued `fh`, and the handle as that filesystem knows it.
+    fn fs_of_handle(&self, fh: FileHandle) -> FsResult<(Arc<Fs>, u64)> {
+        let slot = (fh.0 >> LOCAL_BITS) as u16;
+        let fs = self.resolver.for_slot(slot).ok_or(FsError::BadHandle)?;
+        Ok((fs, fh.0 & ((1 << LOCAL_BITS) - 1)))
+    }
+
+    fn open_flags(&self) -> FopenFlags {
+        if self.resolver.direct_io() { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
+    }
+
+    /// Serves one request: `work` (already bound to its filesystem, or the error that prevented
+    /// that) runs on the runtime and `done` replies with its result. Every failure is replied as its
+    /// errno and logged once ([`reply::failed`]).
+    fn serve<R, T, W>(&self, op: &'static str, reply: R, work: FsResult<W>, done: impl FnOnce(R, T) + Send + 'static)
+    where
+        R: ErrorReply,
+        T: Send + 'static,
+        W: Future<Output = FsResult<T>> + Send + 'static,
+    {
+        let work = match work {
+            Ok(work) => work,
+            Err(e) => return reply.fail(failed(op, &e)),
+        };
+        self.rt.spawn(async move {
+            match work.await {
+                Ok(value) => done(reply, value),
+                Err(e) => reply.fail(failed(op, &e)),
+            }
+        });
+    }
+
+    /// [`FuseAdapter::serve`] for requests answered with a new entry (lookup, mkdir, symlink,
+    /// mknod): the filesystem has counted the kernel's reference.
+    fn serve_entry<W>(&self, op: &'static str, reply: ReplyEntry, work: FsResult<W>)
+    where
+        W: Future<Output = FsResult<Stat>> + Send + 'static,
+    {
+        let ttl = self.ttl();
+        self.serve(op, reply, work, move |r, stat: Stat| r.entry(&ttl, &to_attr(&stat), Generation(0)));
+    }
+}
+
+fn handle(slot: u16, local: u64) -> FileHandle {
+    FileHandle(((slot as u64) << LOCAL_BITS) | local)
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Listings carry attributes: readdirplus lets `ls -l` skip a lookup per entry.
+        let _ =
+            config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO);
+        let _ = config.set_max_readahead(MAX_REQUEST);
+        let _ = config.set_max_write(MAX_REQUEST);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.lookup(parent.0, &name).await });
+        self.serve_entry("lookup", reply, work);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.resolver.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ttl = self.ttl();
+        let fs = match self.fs(req) {
+            // A user with no filesystem (no login) still sees the root.
+            Err(_) if ino.0 == ROOT => {
+                return reply.attr(&ttl, &to_attr(&self.resolver.bare_root(req.uid(), req.gid())));
+            }
+            other => other,
+        };
+        let work = fs.map(|(_, fs)| async move { fs.getattr(ino.0).await });
+        self.serve("getattr", reply, work, move |r, stat| r.attr(&ttl, &to_attr(&stat)));
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let ttl = self.ttl();
+        let fs = match fh {
+            Some(fh) => self.fs_of_handle(fh).map(|(fs, local)| (fs, Some(local))),
+            None => self.fs(req).map(|(_, fs)| (fs, None)),
+        };
+        // Mode, mtime and owner go to the object's metadata (atime is not kept).
+        let newer = FileMeta {
+            mode: mode.map(|m| if m & libc::S_IFMT == 0 { libc::S_IFREG | m } else { m }),
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+            uid,
+            gid,
+            known: false,
+        };
+        let work = fs.map(|(fs, fh)| async move {
+            if let Some(size) = size {
+                fs.set_size(ino.0, fh, size).await?;
+            }
+            if !newer.is_empty() {
+                return fs.set_meta(ino.0, newer).await;
+            }
+            fs.getattr(ino.0).await
+        });
+        self.serve("setattr", reply, work, move |r, stat| r.attr(&ttl, &to_attr(&stat)));
+    }
+
+    /// A symbolic link, stored as s3fs stores them (see `Fs::symlink`).
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &std::path::Path, reply: ReplyEntry) {
+        let target = target.to_str().map(str::to_string).ok_or_else(|| FsError::BadName("target not UTF-8".into()));
+        let work = self
+            .fs_and_name(req, link_name)
+            .and_then(|(fs, name)| Ok((fs, name, target?)))
+            .map(|(fs, name, target)| async move { fs.symlink(parent.0, &name, &target).await });
+        self.serve_entry("symlink", reply, work);
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let work = self.fs(req).map(|(_, fs)| async move { fs.readlink(ino.0).await });
+        self.serve("readlink", reply, work, |r, target: Vec<u8>| r.data(&target));
+    }
+
+    /// A regular file (`mknod` with S_IFREG, as some tools create empty files) is created and
+    /// uploaded empty; FIFOs, sockets and devices cannot be objects: EPERM, as on other S3
+    /// filesystems (ENOSYS made `mkfifo` say "Function not implemented").
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move {
+            let (stat, fh) = fs.create(parent.0, &name, OpenMode::WRITE, Some(mode & !umask)).await?;
+            fs.release(fh).await?;
+            Ok(stat)
+        });
+        self.serve_entry("mknod", reply, work);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.mkdir(parent.0, &name).await });
+        self.serve_entry("mkdir", reply, work);
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.unlink(parent.0, &name).await });
+        self.serve("unlink", reply, work, |r, ()| r.ok());
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.rmdir(parent.0, &name).await });
+        self.serve("rmdir", reply, work, |r, ()| r.ok());
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else {
+            RenameMode::Replace
+        };
+        let work = self
+            .fs_and_name(req, name)
+            .and_then(|(fs, name)| Ok((fs, name, name_str(newname)?)))
+            .map(|(fs, name, newname)| async move { fs.rename(parent.0, &name, newparent.0, &newname, mode).await });
+        self.serve("rename", reply, work, |r, ()| r.ok());
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let open_flags = self.open_flags();
+        let mode = OpenMode {
+            write: !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY),
+            truncate: flags.0 & libc::O_TRUNC != 0,
+            append: flags.0 & libc::O_APPEND != 0,
+        };
+        let work = self.fs(req).map(|(slot, fs)| async move {
+            let fh = fs.open(ino.0, mode).await?;
+            // Unchanged since the last open: the kernel's cached pages are still right.
+            let keep = fs.keep_cache(fh);
+            Ok((handle(slot, fh), keep))
+        });
+        self.serve("open", reply, work, move |r, (fh, keep)| {
+            r.opened(fh, if keep { open_flags | FopenFlags::FOPEN_KEEP_CACHE } else { open_flags })
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.read(fh, offset, size).await });
+        self.serve("read", reply, work, |r, data: Vec<u8>| r.data(&data));
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.write(fh, offset, &data).await });
+        self.serve("write", reply, work, |r, n| r.written(n));
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.flush(fh).await });
+        self.serve("flush", reply, work, |r, ()| r.ok());
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.flush(fh).await });
+        self.serve("fsync", reply, work, |r, ()| r.ok());
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.release(fh).await });
+        self.serve("release", reply, work, |r, ()| r.ok());
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let (ttl, open_flags) = (self.ttl(), self.open_flags());
+        let open = OpenMode { append: flags & libc::O_APPEND != 0, ..OpenMode::WRITE };
+        let work = name_str(name).and_then(|name| Ok((self.fs(req)?, name))).map(|((slot, fs), name)| async move {
+            let (stat, fh) = fs.create(parent.0, &name, open, Some(mode & !umask)).await?;
+            Ok((stat, handle(slot, fh)))
+        });
+        self.serve("create", reply, work, move |r, (stat, fh)| {
+            r.created(&ttl, &to_attr(&stat), Generation(0), fh, open_flags)
+        });
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let work = match self.fs(req) {
+            // A user without a filesystem (no login) sees an empty root and nothing else.
+            Err(_) if ino.0 == ROOT => return reply.opened(FileHandle(EMPTY_DIR), FopenFlags::empty()),
+            fs => fs.map(|(slot, fs)| async move { Ok(handle(slot, fs.opendir(ino.0).await?)) }),
+        };
+        self.serve("opendir", reply, work, |r, fh| r.opened(fh, FopenFlags::empty()));
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.dir_snapshot(fh) {
+            Ok(entries) => entries,
+            Err(e) => return reply.fail(failed("readdir", &e)),
+        };
+        let dots = [(ino.0, ".".to_string(), Stat::DIR), (ino.0, "..".to_string(), Stat::DIR)];
+        let all = dots.into_iter().chain(entries.iter().map(|e| (e.stat.ino, e.name.clone(), file_type(&e.stat))));
+        for (i, (ino, name, kind)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let entries = match self.dir_snapshot(fh) {
+            Ok(entries) => entries,
+            Err(e) => return reply.fail(failed("readdirplus", &e)),
+        };
+        let ttl = self.ttl();
+        let fs = self.fs(req).ok().map(|(_, fs)| fs);
+        let mut me = fs
+            .as_ref()
+            .and_then(|fs| fs.root_stat().ok())
+            .unwrap_or_else(|| self.resolver.bare_root(req.uid(), req.gid()));
+        me.ino = ino.0;
+        let dots = [(".".to_string(), me.clone()), ("..".to_string(), me)];
+        let all = dots.into_iter().chain(entries.iter().map(|e| (e.name.clone(), e.stat.clone())));
+        for (i, (name, stat)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(stat.ino), (i + 1) as u64, &name, &ttl, &to_attr(&stat), Generation(0)) {
+                break;
+            }
+            // Entries (not the dots) hand the kernel a reference, as a lookup does.
+            if let (true, Some(fs)) = (i >= 2, &fs) {
+                fs.count_kernel_lookup(stat.ino);
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        if fh.0 != EMPTY_DIR
+            && let Ok((fs, local)) = self.fs_of_handle(fh)
+        {
+            fs.releasedir(local);
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // S3 has no capacity to report: large, sane numbers keep df and file managers happy.
+        const BLOCKS: u64 = 1 << 40;
+        reply.statfs(BLOCKS, BLOCKS, BLOCKS, 1 << 32, 1 << 32, 1 << 20, 255, 1 << 20);
+    }
+}
+
+impl FuseAdapter {
+    /// The entries a directory handle holds (none for the empty root of a user without login).
+    fn dir_snapshot(&self, fh: FileHandle) -> FsResult<Arc<Vec<crate::fs::DirEntry>>> {
+        if fh.0 == EMPTY_DIR {
+            return Ok(Arc::default());
+        }
+        let (fs, local) = self.fs_of_handle(fh)?;
+        fs.dir_entries(local).ok_or(FsError::BadHandle)
+    }
+}

@@ -1,0 +1,61 @@
+//! Which filesystem serves a request: the mount's one identity, or, in a multi-user mount, the
+//! calling user's own (`crate::multiuser`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::fs::inode::ROOT;
+use crate::fs::{Fs, FsError, Stat};
+
+pub trait FsResolver: Send + Sync + 'static {
+    /// The filesystem of the user making the request, and its slot.
+    fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError>;
+    /// The filesystem that handed out handles of `slot`.
+    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>>;
+    /// How long the kernel may keep entries and attributes (0 when users must not share them).
+    fn ttl(&self) -> Duration;
+    /// Bypass the kernel's page cache, so no user is ever served another user's pages.
+    fn direct_io(&self) -> bool;
+    /// The kernel dropped references to `ino`.
+    fn forget(&self, ino: u64, n: u64);
+    /// The root directory as shown to a user who has no filesystem (no login).
+    fn bare_root(&self, uid: u32, gid: u32) -> Stat;
+    /// Every filesystem in memory, for flushing data being written before unmount.
+    fn all(&self) -> Vec<Arc<Fs>>;
+}
+
+/// A mount with one identity: every request is served by the same filesystem.
+pub struct SingleUser(pub Arc<Fs>);
+
+impl FsResolver for SingleUser {
+    fn for_uid(&self, _uid: u32, _gid: u32) -> Result<(u16, Arc<Fs>), FsError> {
+        Ok((0, self.0.clone()))
+    }
+    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>> {
+        (slot == 0).then(|| self.0.clone())
+    }
+    fn ttl(&self) -> Duration {
+        self.0.config().attr_ttl
+    }
+    fn direct_io(&self) -> bool {
+        false
+    }
+    fn forget(&self, ino: u64, n: u64) {
+        self.0.forget(ino, n);
+    }
+    fn all(&self) -> Vec<Arc<Fs>> {
+        vec![self.0.clone()]
+    }
+    fn bare_root(&self, _uid: u32, _gid: u32) -> Stat {
+        self.0.root_stat().unwrap_or_else(|_| Stat {
+            symlink: false,
+            ino: ROOT,
+            is_dir: true,
+            size: 0,
+            mtime: SystemTime::now(),
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+        })
+    }
+}
