@@ -249,6 +249,7 @@ impl FsResolver for MultiUser {
 /// The home directory of `uid` from the user database.
 fn home_of(uid: u32) -> Option<PathBuf> {
     let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: passwd is plain data; all zeroes is a valid value for getpwuid_r to fill.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: getpwuid_r writes into pwd and buf, which outlive the call; result is checked.

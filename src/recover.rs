@@ -117,7 +117,11 @@ fn create_below(dir: &Path, segments: &[String]) -> io::Result<File> {
     let open_at = |at: i32, name: &CString, flags: i32, mode: u32| -> io::Result<OwnedFd> {
         // SAFETY: openat reads the NUL-terminated name; the descriptor is owned by the OwnedFd.
         let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode) };
-        if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
     let root = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str()))
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;

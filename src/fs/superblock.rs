@@ -337,7 +337,7 @@ impl Fs {
             mtime: info.last_modified,
             etag: Some(info.etag.clone()),
             valid_until: Instant::now() + self.config.attr_ttl,
-            meta: info.meta.clone(),
+            meta: info.meta,
         };
         st.meta.inodes.set_attr(ino, attr);
         if let Some(parent) = st.meta.inodes.get(ino).map(|i| i.parent) {

@@ -2,8 +2,12 @@
 //! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
 
 mod complete_xml;
+#[cfg(any(test, feature = "mock"))]
+pub mod failing;
 mod insecure_http;
 pub mod meta;
+/// Test doubles: compiled for tests, or with the `mock` feature (never into the release binary).
+#[cfg(any(test, feature = "mock"))]
 pub mod mock;
 pub mod retry;
 pub mod s3;

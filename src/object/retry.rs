@@ -142,61 +142,23 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
     use super::*;
+    use crate::object::failing::{FailingClient, Fault, Op};
     use crate::object::mock::MockObjectClient;
 
-    /// Fails the first `failures` reads as a cut connection would; with `hang`, reads never answer.
-    struct Flaky {
-        inner: MockObjectClient,
-        failures: AtomicU32,
-        hang: bool,
-    }
-
-    #[async_trait::async_trait]
-    impl ObjectClient for Flaky {
-        async fn list_buckets(&self) -> Result<Vec<String>, ObjectError> {
-            self.inner.list_buckets().await
-        }
-        async fn list_page(&self, b: &str, p: &str, c: Option<String>) -> Result<ListPage, ObjectError> {
-            self.inner.list_page(b, p, c).await
-        }
-        async fn head(&self, b: &str, k: &str) -> Result<ObjectInfo, ObjectError> {
-            self.inner.head(b, k).await
-        }
-        async fn get_range(&self, b: &str, k: &str, r: Range<u64>, e: Option<&str>) -> Result<Bytes, ObjectError> {
-            if self.hang {
-                std::future::pending::<()>().await;
-            }
-            if self.failures.load(Ordering::SeqCst) > 0 {
-                self.failures.fetch_sub(1, Ordering::SeqCst);
-                return Err(ObjectError::Unavailable("connection reset".into()));
-            }
-            self.inner.get_range(b, k, r, e).await
-        }
-        async fn put_file(&self, b: &str, k: &str, f: &File, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
-            self.inner.put_file(b, k, f, m).await
-        }
-        async fn put_bytes(&self, b: &str, k: &str, body: Bytes, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
-            self.inner.put_bytes(b, k, body, m).await
-        }
-        async fn set_meta(&self, b: &str, k: &str, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
-            self.inner.set_meta(b, k, m).await
-        }
-        async fn copy(&self, b: &str, f: &str, t: &str) -> Result<(), ObjectError> {
-            self.inner.copy(b, f, t).await
-        }
-        async fn delete(&self, b: &str, k: &str) -> Result<(), ObjectError> {
-            self.inner.delete(b, k).await
-        }
-    }
-
-    fn flaky(failures: u32) -> Flaky {
+    /// Fails the first `failures` reads as a cut connection would.
+    fn flaky(failures: u32) -> FailingClient<MockObjectClient> {
         let inner = MockObjectClient::new();
         inner.add_bucket("b");
         inner.insert("b", "k", "hello");
-        Flaky { inner, failures: AtomicU32::new(failures), hang: false }
+        FailingClient::fail_first(inner, Op::GetRange, failures, ObjectError::Unavailable("connection reset".into()))
+    }
+
+    /// Reads never answer.
+    fn hung() -> FailingClient<MockObjectClient> {
+        let inner = MockObjectClient::new();
+        inner.add_bucket("b");
+        FailingClient::new(inner, |op, _| (op == Op::GetRange).then_some(Fault::Hang))
     }
 
     #[tokio::test]
@@ -217,7 +179,7 @@ mod tests {
     /// An answer that never comes is cut at the deadline, not waited for.
     #[tokio::test]
     async fn a_hung_attempt_ends_at_the_deadline() {
-        let c = Retrying::new(Flaky { hang: true, ..flaky(0) }, Duration::from_millis(500));
+        let c = Retrying::new(hung(), Duration::from_millis(500));
         let started = Instant::now();
         let err = c.get_range("b", "k", 0..5, None).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2), "bounded: {:?}", started.elapsed());
@@ -228,6 +190,6 @@ mod tests {
     async fn permanent_errors_are_not_retried() {
         let c = Retrying::new(flaky(0), Duration::from_secs(10));
         assert!(matches!(c.head("b", "missing").await, Err(ObjectError::NotFound)));
-        assert_eq!(c.inner().inner.calls_of("HeadObject"), 1);
+        assert_eq!(c.inner().inner().calls_of("HeadObject"), 1);
     }
 }
