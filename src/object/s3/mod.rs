@@ -5,22 +5,25 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use md5::Digest;
 
+mod errors;
+mod upload;
+
+use self::errors::{map_err, not_s3};
+use self::upload::{base64_md5, written};
 use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
 use crate::config::{Checksums, Profile};
-use crate::credentials::{CredentialError, CredentialProvider, is_credentials_code, s3_config};
+use crate::credentials::{CredentialProvider, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
 const SINGLE_PUT_MAX: u64 = 16 << 20;
@@ -124,69 +127,11 @@ fn trusting(ca_file: &Path) -> Result<aws_sdk_s3::config::SharedHttpClient, Stri
         .build_https())
 }
 
-/// One mapping from SDK failures to the object layer's errors. `profile` names the sign-in to renew
-/// when S3 refuses the credentials.
-fn map_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: SdkError<E, HttpResponse>,
-    profile: &str,
-) -> ObjectError {
-    if let Some(c) = CredentialError::find_in(&e) {
-        return if c.is_permission_denied() || c.needs_login() {
-            ObjectError::NoCredentials(c.to_string())
-        } else {
-            ObjectError::Unavailable(c.to_string())
-        };
-    }
-    if let Some(status) = html_answer(e.raw_response()) {
-        return ObjectError::Other(format!(
-            "the S3 endpoint answered an HTML page (HTTP {status}), not S3 XML. Check the endpoint URL, and any \
-             proxy or captive portal between this machine and it"
-        ));
-    }
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    let header = e.raw_response().and_then(|r| r.headers().get("x-minio-error-code")).map(str::trim);
-    // The call was retried once after renewing the credentials already (with_fresh_credentials), so
-    // a credentials code here means the renewed ones were refused too. Checked before the 403 arm:
-    // MinIO refuses an expired key with 403 InvalidAccessKeyId, which is no policy's verdict, and
-    // on a HEAD the code is only in MinIO's header.
-    if let Some(refused) = [e.code(), header].into_iter().flatten().find(|c| is_credentials_code(c)) {
-        return ObjectError::NoCredentials(format!(
-            "S3 refused the credentials even after renewing them ({refused}): run `ssofs login --profile {profile}` \
-             to sign in again"
-        ));
-    }
-    let code = e.code().or(header).map(str::to_string);
-    match (code.as_deref(), status) {
-        (Some("NoSuchKey" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => ObjectError::NotFound,
-        (Some("AccessDenied"), _) | (_, Some(403)) => ObjectError::AccessDenied,
-        (Some("PreconditionFailed"), _) | (_, Some(412)) => ObjectError::Changed,
-        (_, Some(s)) if s >= 500 => ObjectError::Unavailable(format!("S3 answered HTTP {s}")),
-        (Some(c), _) => ObjectError::Other(format!("S3 error {c}: {}", e.message().unwrap_or(""))),
-        (None, _) => ObjectError::Unavailable(crate::identity::login::error_chain(&e)),
-    }
-}
-
-/// An answer that is not S3's: named as such, not retried (a wrong endpoint or a proxy's page does
-/// not go away by asking again soon).
-fn not_s3(key: &str, operation: &str, what: &str) -> ObjectError {
-    ObjectError::Other(format!(
-        "the S3 endpoint answered {operation} of {key:?} {what}: that is not an S3 reply. Check the endpoint URL, \
-         and any proxy or captive portal between this machine and it"
-    ))
-}
-
 /// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
 fn parse_content_range(value: &str) -> Option<(u64, u64)> {
     let (span, _total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
     let (first, last) = span.split_once('-')?;
     Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
-}
-
-/// The content type of an answer that failed to parse, when it says HTML.
-fn html_answer(response: Option<&HttpResponse>) -> Option<u16> {
-    let r = response?;
-    let ct = r.headers().get("content-type")?;
-    ct.to_ascii_lowercase().contains("html").then(|| r.status().as_u16())
 }
 
 fn mtime(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -325,41 +270,7 @@ impl ObjectClient for S3ObjectClient {
     }
 
     async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
-        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
-        let size = file.metadata().map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?.len();
-        // The SDK opens a body again for each attempt and each part: through /proc/self/fd/N that is
-        // the very file behind this descriptor, with an offset of its own, whatever any path names now.
-        let path = &PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        if size > SINGLE_PUT_MAX {
-            return self.put_multipart(bucket, key, path, size, meta).await;
-        }
-        let md5 = match self.checksums {
-            Checksums::Md5 => Some(
-                md5_of(path, 0, size).await.map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
-            ),
-            Checksums::Crc32c | Checksums::Off => None,
-        };
-        let out = self
-            .provider
-            .with_fresh_credentials(|| async {
-                let body = ByteStream::from_path(path).await.map_err(SdkError::construction_failure)?;
-                self.client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .body(body)
-                    .set_content_md5(md5.as_ref().map(base64_md5))
-                    .set_checksum_algorithm(self.flexible_checksum())
-                    .set_metadata(user_meta.clone())
-                    .send()
-                    .await
-            })
-            .await
-            .map_err(self.failed())?;
-        if let Some(md5) = &md5 {
-            check_etag(key, md5, out.e_tag());
-        }
-        written(key, size, out.e_tag(), meta)
+        self.upload_file(bucket, key, file, meta).await
     }
 
     async fn put_bytes(
@@ -446,161 +357,6 @@ impl ObjectClient for S3ObjectClient {
 /// MD5 of bytes `offset..offset+len` of the file at `path` (a `/proc/self/fd/N` link), read in a
 /// blocking task: a second pass over data just written, from the page cache (MD5 runs at about
 /// 600 MB/s on one core, so 16 MiB costs some 27 ms, small beside sending it).
-async fn md5_of(path: &Path, offset: u64, len: u64) -> std::io::Result<[u8; 16]> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
-        let file = File::open(&path)?;
-        let mut hash = md5::Md5::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut pos, end) = (offset, offset + len);
-        while pos < end {
-            let want = buf.len().min((end - pos) as usize);
-            let n = file.read_at(&mut buf[..want], pos)?;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the staged file shrank"));
-            }
-            hash.update(&buf[..n]);
-            pos += n as u64;
-        }
-        Ok(hash.finalize().into())
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
-fn base64_md5(md5: &[u8; 16]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(md5)
-}
-
-/// The server verified Content-MD5 already; a single-part ETag that is an MD5 of other bytes is
-/// still worth a warning (with SSE-KMS or SSE-C the ETag is not the MD5, so it is not an error).
-fn check_etag(key: &str, md5: &[u8; 16], etag: Option<&str>) {
-    let Some(etag) = etag.map(|e| e.trim_matches('"')) else { return };
-    if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) && !etag.eq_ignore_ascii_case(&hex::encode(md5))
-    {
-        tracing::warn!(key, etag, md5 = %hex::encode(md5), "the server's ETag is not the MD5 of what was sent");
-    }
-}
-
-impl S3ObjectClient {
-    /// The flexible checksum to ask the SDK for (sent as an aws-chunked trailer), if any.
-    fn flexible_checksum(&self) -> Option<aws_sdk_s3::types::ChecksumAlgorithm> {
-        (self.checksums == Checksums::Crc32c).then_some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
-    }
-
-    /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
-    /// parts are left behind.
-    async fn put_multipart(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &Path,
-        size: u64,
-        meta: &FileMeta,
-    ) -> Result<ObjectInfo, ObjectError> {
-        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
-        let part_size = PART_SIZE.max(size.div_ceil(MAX_PARTS));
-        let created = self
-            .provider
-            .with_fresh_credentials(|| {
-                self.client
-                    .create_multipart_upload()
-                    .bucket(bucket)
-                    .key(key)
-                    .set_checksum_algorithm(self.flexible_checksum())
-                    .set_metadata(user_meta.clone())
-                    .send()
-            })
-            .await
-            .map_err(self.failed())?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let parts = size.div_ceil(part_size);
-        let upload = async {
-            use futures::StreamExt;
-            let results: Vec<Result<CompletedPart, ObjectError>> = futures::stream::iter(0..parts)
-                .map(|i| {
-                    let upload_id = upload_id.clone();
-                    async move {
-                        let offset = i * part_size;
-                        let len = part_size.min(size - offset);
-                        let md5 = match self.checksums {
-                            Checksums::Md5 => Some(
-                                md5_of(path, offset, len)
-                                    .await
-                                    .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
-                            ),
-                            Checksums::Crc32c | Checksums::Off => None,
-                        };
-                        let out = self
-                            .provider
-                            .with_fresh_credentials(|| async {
-                                let body = ByteStream::read_from()
-                                    .path(path)
-                                    .offset(offset)
-                                    .length(Length::Exact(len))
-                                    .build()
-                                    .await
-                                    .map_err(SdkError::construction_failure)?;
-                                self.client
-                                    .upload_part()
-                                    .bucket(bucket)
-                                    .key(key)
-                                    .upload_id(&upload_id)
-                                    .part_number(i as i32 + 1)
-                                    .body(body)
-                                    .set_content_md5(md5.as_ref().map(base64_md5))
-                                    .set_checksum_algorithm(self.flexible_checksum())
-                                    .send()
-                                    .await
-                            })
-                            .await
-                            .map_err(self.failed())?;
-                        let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
-                        Ok(CompletedPart::builder()
-                            .part_number(i as i32 + 1)
-                            .e_tag(etag)
-                            .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
-                            .build())
-                    }
-                })
-                .buffered(PART_CONCURRENCY)
-                .collect()
-                .await;
-            let parts: Vec<CompletedPart> = results.into_iter().collect::<Result<_, _>>()?;
-            let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-            self.provider
-                .with_fresh_credentials(|| {
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(bucket)
-                        .key(key)
-                        .upload_id(&upload_id)
-                        .multipart_upload(done.clone())
-                        .send()
-                })
-                .await
-                .map_err(self.failed())
-        };
-        match upload.await {
-            Ok(out) => written(key, size, out.e_tag(), meta),
-            Err(e) => {
-                let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// What a successful upload made: the server's ETag, our size, now as LastModified. S3 always
-/// answers a stored object with its ETag; an answer without one did not store anything we know of.
-fn written(key: &str, size: u64, etag: Option<&str>, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
-    let etag = etag.ok_or_else(|| not_s3(key, "the upload", "without an ETag"))?;
-    let meta = FileMeta { known: true, ..*meta };
-    Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now(), meta })
-}
-
 /// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
 fn urlencode_key(key: &str) -> String {
     key.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
