@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::named;
+pub use super::superblock::Limits as MetadataLimits;
 
 /// Mount options that shape what the filesystem shows and how long it trusts what it saw.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct FsConfig {
     pub named_buckets: Vec<named::BucketPath>,
     /// One bucket (or prefix) mounted as the root itself (`s3://bucket/prefix` as the source).
     pub root_bucket: Option<named::BucketPath>,
+    /// How many listing entries and missing names are kept at most.
+    pub metadata_limits: MetadataLimits,
 }
 
 /// A multi-user mount stages every user's writes on root's filesystem: each user gets this much
@@ -57,6 +60,7 @@ impl FsConfig {
             metadata: true,
             named_buckets: Vec::new(),
             root_bucket: None,
+            metadata_limits: MetadataLimits::default(),
         }
     }
 }

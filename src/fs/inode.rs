@@ -45,6 +45,9 @@ pub struct Inode {
     pub attr: Attr,
     /// References the kernel holds (each entry reply adds one; forget takes some away).
     pub lookups: u64,
+    /// When a listing, lookup or HEAD last described it: an inode just handed out may be about to
+    /// get its kernel reference counted, so sweeps leave recent ones alone.
+    pub touched: Instant,
 }
 
 impl Inode {
@@ -89,6 +92,7 @@ impl InodeTable {
                 meta: Default::default(),
             },
             lookups: 1,
+            touched: Instant::now(),
         };
         InodeTable { by_ino: HashMap::from([(ROOT, root)]), by_name: HashMap::new() }
     }
@@ -142,6 +146,7 @@ impl InodeTable {
             // A listing says nothing of metadata: what a HEAD read of the same version stays.
             let meta = if !attr.meta.known && existing.attr.etag == attr.etag { existing.attr.meta } else { attr.meta };
             existing.attr = Attr { meta, ..attr };
+            existing.touched = Instant::now();
             return existing.clone();
         }
         self.insert_new(parent, name, kind, bucket, key, attr)
@@ -152,7 +157,8 @@ impl InodeTable {
         while self.by_ino.contains_key(&ino) {
             ino = ino.wrapping_add(1).max(2);
         }
-        let inode = Inode { ino, parent, name: name.to_string(), kind, bucket, key, attr, lookups: 0 };
+        let inode =
+            Inode { ino, parent, name: name.to_string(), kind, bucket, key, attr, lookups: 0, touched: Instant::now() };
         self.by_ino.insert(ino, inode.clone());
         self.by_name.insert((parent, name.to_string()), ino);
         inode
@@ -223,6 +229,34 @@ impl InodeTable {
             self.by_name.remove(&key);
         }
         true
+    }
+
+    /// Removes every inode the kernel holds no reference to and nothing described since `before`,
+    /// except those `keep` names and the directories above any inode that stays. Returns the
+    /// numbers removed.
+    pub fn sweep(&mut self, before: Instant, keep: impl Fn(u64) -> bool) -> Vec<u64> {
+        let stays = |i: &Inode| i.ino == ROOT || i.lookups > 0 || i.touched > before || keep(i.ino);
+        let mut needed: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        for i in self.by_ino.values().filter(|i| stays(i)) {
+            let mut parent = i.parent;
+            while parent != ROOT && needed.insert(parent) {
+                match self.by_ino.get(&parent) {
+                    Some(p) => parent = p.parent,
+                    None => break,
+                }
+            }
+        }
+        let removed: Vec<u64> =
+            self.by_ino.values().filter(|i| !stays(i) && !needed.contains(&i.ino)).map(|i| i.ino).collect();
+        for ino in &removed {
+            if let Some(i) = self.by_ino.remove(ino) {
+                let key = (i.parent, i.name);
+                if self.by_name.get(&key) == Some(ino) {
+                    self.by_name.remove(&key);
+                }
+            }
+        }
+        removed
     }
 
     pub fn len(&self) -> usize {

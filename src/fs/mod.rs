@@ -25,13 +25,13 @@ mod namespace;
 mod page_cache;
 pub mod read;
 pub mod staging;
-mod superblock;
+pub mod superblock;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-pub use self::config::{DEFAULT_MULTIUSER_STAGING_QUOTA, FsConfig};
+pub use self::config::{DEFAULT_MULTIUSER_STAGING_QUOTA, FsConfig, MetadataLimits};
 pub use self::error::{FsError, FsResult};
 use self::inode::{Attr, Inode, Kind, ROOT};
 pub use self::namespace::RenameMode;
@@ -67,7 +67,7 @@ pub struct DirEntry {
 /// Everything the filesystem keeps under its one lock, by owner. The lock is never held across
 /// I/O: each room takes it to look or record, then lets go.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     meta: superblock::Metadata,
     files: handles::OpenFiles,
     dirs: dir_handles::DirHandles,
@@ -104,10 +104,11 @@ impl Fs {
             budget: read::read_ahead_budget(read::MAX_WINDOW),
             identity: config.uid,
         };
-        let meta = match &config.root_bucket {
+        let mut meta = match &config.root_bucket {
             Some(root) => superblock::Metadata::with_root_bucket(&root.bucket, &root.prefix),
             None => superblock::Metadata::default(),
         };
+        meta.limits = config.metadata_limits;
         Fs {
             mounted_at: SystemTime::now(),
             quota,

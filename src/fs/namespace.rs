@@ -88,7 +88,7 @@ impl Fs {
         self.client.delete(&dir.bucket, &prefix).await?;
         let mut st = self.state.lock().unwrap();
         st.meta.unlist(parent, name);
-        st.meta.listings.remove(&stat.ino);
+        st.meta.drop_listing(stat.ino);
         st.meta.inodes.unlink(parent, name);
         Ok(())
     }
@@ -134,11 +134,11 @@ impl Fs {
             self.client.delete(&bucket, &key).await?;
         }
         let mut st = self.state.lock().unwrap();
-        st.meta.listings.remove(&parent);
-        st.meta.listings.remove(&new_parent);
-        st.meta.negative.remove(&(new_parent, new_name.to_string()));
+        st.meta.drop_listing(parent);
+        st.meta.drop_listing(new_parent);
+        st.meta.forget_missing(new_parent, new_name);
         for ino in st.meta.inodes.rename(parent, name, new_parent, new_name) {
-            st.meta.listings.remove(&ino);
+            st.meta.drop_listing(ino);
         }
         Ok(())
     }

@@ -271,5 +271,6 @@ async fn read_only_mount_refuses_writes() {
 }
 
 mod handles_model;
+mod metadata_bounds;
 mod model;
 mod namespace;

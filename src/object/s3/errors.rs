@@ -63,4 +63,3 @@ fn html_answer(response: Option<&HttpResponse>) -> Option<u16> {
     let ct = r.headers().get("content-type")?;
     ct.to_ascii_lowercase().contains("html").then(|| r.status().as_u16())
 }
-

@@ -2,103 +2,23 @@
 //! names known not to exist (negative entries), each trusted for its TTL; and the lookups,
 //! listings and attribute reads (HEAD) that fill them.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use super::inode::{Attr, Inode, InodeTable, Kind};
+use super::inode::{Attr, Inode, Kind};
 use super::names::{self, SHADOWED_OBJECT_SUFFIX};
 use super::{DirEntry, Fs, FsError, FsResult, Stat, State, listing};
 use crate::object::{ObjectError, ObjectInfo};
 
-/// One entry of a directory listing, with the attributes the listing gave.
-#[derive(Clone)]
-pub(crate) struct Entry {
-    pub(crate) name: String,
-    pub(crate) kind: Kind,
-    pub(crate) size: u64,
-    pub(crate) mtime: SystemTime,
-    pub(crate) etag: Option<String>,
-    /// Set when the key is not `prefix + name` (an object shadowed by a prefix of the same name).
-    pub(crate) key: Option<String>,
-}
+mod maps;
 
-impl Entry {
-    pub(crate) fn dir(name: &str) -> Entry {
-        Entry { name: name.to_string(), kind: Kind::Dir, size: 0, mtime: SystemTime::now(), etag: None, key: None }
-    }
-
-    pub(crate) fn file(name: &str, o: &ObjectInfo) -> Entry {
-        Entry {
-            name: name.to_string(),
-            kind: Kind::File,
-            size: o.size,
-            mtime: o.last_modified,
-            etag: Some(o.etag.clone()),
-            key: None,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct Listing {
-    pub(crate) entries: Vec<Entry>,
-    pub(crate) fetched: Instant,
-}
-
-/// Entries in each of the filesystem's maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MapSizes {
-    pub inodes: usize,
-    pub listings: usize,
-    pub negative: usize,
-    pub open_files: usize,
-    pub dir_handles: usize,
-    pub page_cache: usize,
-}
-
-/// The metadata the filesystem holds.
-#[derive(Default)]
-pub(crate) struct Metadata {
-    pub(crate) inodes: InodeTable,
-    pub(crate) listings: HashMap<u64, Listing>,
-    /// `(parent, name)` known not to exist, until the instant stored.
-    pub(crate) negative: HashMap<(u64, String), Instant>,
-    /// Files created here and not yet uploaded: listed though S3 does not have them yet.
-    pub(crate) local_only: HashSet<u64>,
-}
-
-impl Metadata {
-    /// One bucket (or a prefix of one) mounted as the root.
-    pub(crate) fn with_root_bucket(bucket: &str, prefix: &str) -> Self {
-        Metadata { inodes: InodeTable::with_root_bucket(bucket, prefix), ..Metadata::default() }
-    }
-
-    /// Drops `name` from `dir`'s cached listing (it was removed or renamed here).
-    pub(crate) fn unlist(&mut self, dir: u64, name: &str) {
-        if let Some(l) = self.listings.get_mut(&dir) {
-            l.entries.retain(|e| e.name != name);
-        }
-    }
-
-    /// Puts `entry` into `dir`'s cached listing, replacing one of the same name; and forgets that
-    /// the name did not exist.
-    pub(crate) fn list(&mut self, dir: u64, entry: Entry) {
-        self.negative.remove(&(dir, entry.name.clone()));
-        if let Some(l) = self.listings.get_mut(&dir) {
-            l.entries.retain(|e| e.name != entry.name);
-            l.entries.push(entry);
-            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-    }
-}
+pub(crate) use self::maps::{Entry, Listing, Metadata};
+pub use self::maps::{Limits, MapSizes};
 
 impl Fs {
     /// The entries of a directory, from the cache when fresh.
     async fn listing(&self, dir: &Inode) -> FsResult<Listing> {
-        if let Some(l) = self.state.lock().unwrap().meta.listings.get(&dir.ino)
-            && l.fetched.elapsed() < self.config.dir_ttl
-        {
-            return Ok(l.clone());
+        if let Some(l) = self.state.lock().unwrap().meta.fresh_listing(dir.ino, self.config.dir_ttl) {
+            return Ok(l);
         }
         let entries = match dir.kind {
             // One bucket mounted as the root: its listing.
@@ -122,7 +42,7 @@ impl Fs {
                 // that never had credentials (no policy, no login) sees an empty root. The credentials
                 // layer logs why.
                 Err(ObjectError::NoCredentials(_)) => {
-                    let last = self.state.lock().unwrap().meta.listings.get(&dir.ino).cloned();
+                    let last = self.state.lock().unwrap().meta.last_listing(dir.ino);
                     return Ok(last.unwrap_or(Listing { entries: Vec::new(), fetched: Instant::now() }));
                 }
                 Err(e) => return Err(e.into()),
@@ -132,7 +52,7 @@ impl Fs {
         };
         let entries = self.with_local_files(dir.ino, entries);
         let listing = Listing { entries, fetched: Instant::now() };
-        self.state.lock().unwrap().meta.listings.insert(dir.ino, listing.clone());
+        self.state.lock().unwrap().meta.store_listing(dir.ino, listing.clone());
         Ok(listing)
     }
 
@@ -186,6 +106,7 @@ impl Fs {
     }
 
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        self.sweep_if_due();
         let dir = self.inode(ino)?;
         if !dir.kind.is_dir() {
             return Err(FsError::NotDir);
@@ -214,6 +135,7 @@ impl Fs {
 
     /// What `name` in `parent` is, from what the mount knows or from S3.
     pub(crate) async fn find(&self, parent: u64, name: &str) -> FsResult<Stat> {
+        self.sweep_if_due();
         let dir = self.inode(parent)?;
         if !dir.kind.is_dir() {
             return Err(FsError::NotDir);
@@ -223,8 +145,8 @@ impl Fs {
         }
         // A fresh listing answers without asking S3: `ls -l` after `ls` costs nothing.
         let cached = {
-            let st = self.state.lock().unwrap();
-            st.meta.listings.get(&parent).filter(|l| l.fetched.elapsed() < self.config.dir_ttl).cloned()
+            let mut st = self.state.lock().unwrap();
+            st.meta.fresh_listing(parent, self.config.dir_ttl)
         };
         let lists_buckets = dir.kind == Kind::Root && dir.bucket.is_empty();
         if let Some(listing) = cached.or(if lists_buckets { Some(self.listing(&dir).await?) } else { None }) {
@@ -245,9 +167,7 @@ impl Fs {
                 return Ok(self.stat(&child.clone()));
             }
         }
-        if let Some(until) = self.state.lock().unwrap().meta.negative.get(&(parent, name.to_string()))
-            && *until > Instant::now()
-        {
+        if self.state.lock().unwrap().meta.known_missing(parent, name) {
             return Err(FsError::NotFound);
         }
         let (kind, attr, key) = self.probe(&dir, name).await?;
@@ -299,7 +219,7 @@ impl Fs {
             Ok(o) => Ok((Kind::File, self.head_attr(o), shadowed.then_some(object_key))),
             Err(ObjectError::NotFound) => {
                 let until = Instant::now() + self.config.negative_ttl;
-                self.state.lock().unwrap().meta.negative.insert((dir.ino, name.to_string()), until);
+                self.state.lock().unwrap().meta.note_missing(dir.ino, name, until);
                 Err(FsError::NotFound)
             }
             Err(e) => Err(e.into()),
@@ -355,13 +275,7 @@ impl Fs {
     pub(crate) fn show_local_file(&self, parent: u64, name: &str, ino: u64) {
         let mut st = self.state.lock().unwrap();
         st.meta.local_only.insert(ino);
-        st.meta.negative.remove(&(parent, name.to_string()));
-        if let Some(l) = st.meta.listings.get_mut(&parent)
-            && !l.entries.iter().any(|e| e.name == name)
-        {
-            l.entries.push(Entry { kind: Kind::File, size: 0, etag: None, ..Entry::dir(name) });
-            l.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        }
+        st.meta.list_if_missing(parent, Entry { kind: Kind::File, size: 0, etag: None, ..Entry::dir(name) });
     }
 
     /// The kernel took a reference to `ino` (an entry reply: lookup, create, mkdir, readdirplus).
@@ -375,11 +289,30 @@ impl Fs {
         let st = self.state.lock().unwrap();
         MapSizes {
             inodes: st.meta.inodes.len(),
-            listings: st.meta.listings.len(),
-            negative: st.meta.negative.len(),
+            listings: st.meta.listing_count(),
+            negative: st.meta.negative_count(),
             open_files: st.files.len(),
             dir_handles: st.dirs.len(),
             page_cache: st.page_cache.len(),
+        }
+    }
+
+    /// Drops what is due to go from the metadata maps (see `maps`); cheap when nothing is due.
+    fn sweep_if_due(&self) {
+        let mut st = self.state.lock().unwrap();
+        let State { meta, files, page_cache, .. } = &mut *st;
+        for ino in meta.sweep_if_due(self.config.dir_ttl, |ino| files.open.contains_key(&ino)) {
+            page_cache.forget_inode(ino);
+        }
+    }
+
+    /// Sweeps the metadata maps now, dropping inodes nobody holds that were not described within
+    /// `grace` (for tests and status).
+    pub fn sweep_metadata(&self, grace: std::time::Duration) {
+        let mut st = self.state.lock().unwrap();
+        let State { meta, files, page_cache, .. } = &mut *st;
+        for ino in meta.sweep(self.config.dir_ttl, grace, |ino| files.open.contains_key(&ino)) {
+            page_cache.forget_inode(ino);
         }
     }
 
@@ -387,7 +320,7 @@ impl Fs {
     pub fn forget(&self, ino: u64, n: u64) {
         let mut st = self.state.lock().unwrap();
         if st.meta.inodes.forget(ino, n) {
-            st.meta.listings.remove(&ino);
+            st.meta.drop_listing(ino);
             st.page_cache.forget_inode(ino);
         }
     }
