@@ -18,5 +18,6 @@ pub mod mount;
 pub mod multiuser;
 pub mod object;
 pub mod recover;
+pub mod stack;
 pub mod trust;
 pub mod untrusted;

@@ -42,6 +42,7 @@ const UNMOUNT_NOISE: &str = "fuser::mnt=error";
 pub fn stderr_is_journal() -> bool {
     let Some(value) = std::env::var_os("JOURNAL_STREAM") else { return false };
     let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else { return false };
+    // SAFETY: stat is plain old data; all-zero is a valid value for fstat to overwrite.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat on fd 2 fills a stat we own.
     if unsafe { libc::fstat(2, &mut st) } != 0 {
@@ -96,6 +97,7 @@ mod tests {
         // SAFETY: tests in this module do not read JOURNAL_STREAM concurrently with this write.
         unsafe { std::env::set_var("JOURNAL_STREAM", "1:1") };
         assert!(!stderr_is_journal());
+        // SAFETY: as above.
         unsafe { std::env::remove_var("JOURNAL_STREAM") };
         assert!(!stderr_is_journal());
     }

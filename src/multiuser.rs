@@ -16,12 +16,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Profile;
-use crate::credentials::CredentialProvider;
 use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsConfig, FsError, Stat};
 use crate::fuse::FsResolver;
-use crate::identity::{StoreTokenSource, TokenStore, refresh::DEFAULT_MARGIN};
-use crate::object::retry::Retrying;
+use crate::identity::TokenStore;
+use crate::stack::ClientBuilder;
 
 /// How long a user without a login is remembered as such before the store is looked at again.
 const NO_LOGIN_RECHECK: Duration = Duration::from_secs(2);
@@ -56,6 +55,8 @@ struct Entry {
 pub struct MultiUser {
     profile: Profile,
     endpoint: String,
+    /// Builds each user's client stack from their token store.
+    clients: Arc<dyn ClientBuilder>,
     /// Settings every identity's filesystem starts from (uid, gid and staging are per user).
     template: FsConfig,
     /// Held only to find or insert an entry, never across any I/O.
@@ -65,12 +66,13 @@ pub struct MultiUser {
 }
 
 impl MultiUser {
-    pub fn new(profile: Profile, endpoint: String, mut template: FsConfig) -> Self {
+    pub fn new(profile: Profile, endpoint: String, mut template: FsConfig, clients: Arc<dyn ClientBuilder>) -> Self {
         template.attr_ttl = Duration::ZERO;
         template.staging_quota = template.staging_quota.or(Some(crate::fs::DEFAULT_MULTIUSER_STAGING_QUOTA));
         MultiUser {
             profile,
             endpoint,
+            clients,
             template,
             identities: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
@@ -89,12 +91,7 @@ impl MultiUser {
         if store.load(&self.profile.name).map_err(|e| e.to_string())?.is_none() {
             return Err(not_signed_in());
         }
-        let tokens = Arc::new(StoreTokenSource::new(self.profile.clone(), store, DEFAULT_MARGIN));
-        let provider = CredentialProvider::for_profile(&self.profile, tokens).map_err(|e| e.to_string())?;
-        let client = Arc::new(Retrying::new(
-            crate::mount::s3_client(provider, &self.endpoint, &self.profile)?,
-            crate::object::retry::deadline(&self.profile),
-        ));
+        let client = self.clients.build(&self.profile, &self.endpoint, store).map_err(|e| e.to_string())?;
         let mut config = self.template.clone();
         config.uid = uid;
         config.gid = gid;
@@ -249,7 +246,7 @@ impl FsResolver for MultiUser {
 /// The home directory of `uid` from the user database.
 fn home_of(uid: u32) -> Option<PathBuf> {
     let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: passwd is plain data; all zeroes is a valid value for getpwuid_r to fill.
+    // SAFETY: passwd is plain old data; all-zero is a valid value for getpwuid_r to overwrite.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: getpwuid_r writes into pwd and buf, which outlive the call; result is checked.

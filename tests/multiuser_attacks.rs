@@ -39,7 +39,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// `-o multiuser` made by root, served by a thread of this process; unmounted when dropped.
 struct MultiMount {
     mnt: PathBuf,
-    server: Option<std::thread::JoinHandle<Result<(), String>>>,
+    server: Option<std::thread::JoinHandle<Result<(), mount::MountError>>>,
 }
 
 impl MultiMount {
@@ -52,7 +52,7 @@ impl MultiMount {
             mountpoint: mnt.clone(),
             options,
             foreground: true,
-            token_dir: dir.join("root-state"),
+            state_dir: dir.join("root-state"),
         };
         let mut mount = MultiMount { mnt, server: Some(std::thread::spawn(move || mount::run(req))) };
         blocking(|| {

@@ -41,7 +41,7 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
         mountpoint: mnt.clone(),
         options: opts,
         foreground: true,
-        token_dir: dir.join("root-state"),
+        state_dir: dir.join("root-state"),
     };
     let server = std::thread::spawn(move || mount::run(req));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -169,7 +169,7 @@ fn ssofs_cli(server: &Server, args: &[&str]) -> Output {
 /// A mount served by a thread of this process; dropped (a failed test), it is unmounted lazily.
 struct Mount {
     mountpoint: PathBuf,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), mount::MountError>>>,
 }
 
 impl Mount {
@@ -186,7 +186,7 @@ impl Mount {
             mountpoint: mountpoint.clone(),
             options,
             foreground: true,
-            token_dir: server.dir.join("state"),
+            state_dir: server.dir.join("state"),
         };
         let thread = std::thread::spawn(move || mount::run(req));
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -199,8 +199,10 @@ impl Mount {
     }
 
     fn unmount(mut self) -> Result<(), String> {
-        mount::unmount(&self.mountpoint)?;
-        self.thread.take().expect("mounted").join().map_err(|_| "the mount thread panicked".to_string())?
+        mount::unmount(&self.mountpoint).map_err(|e| e.to_string())?;
+        let served =
+            self.thread.take().expect("mounted").join().map_err(|_| "the mount thread panicked".to_string())?;
+        served.map_err(|e| e.to_string())
     }
 }
 

@@ -49,7 +49,7 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
             mountpoint,
             options,
             foreground: true,
-            token_dir: dir.join("state"),
+            state_dir: dir.join("state"),
         }
     };
     let refused = std::thread::spawn({
@@ -57,7 +57,7 @@ async fn certificates_are_verified_and_ca_file_is_trusted() {
         move || mount::run(req)
     });
     let err = tokio::task::block_in_place(|| refused.join().unwrap()).expect_err("an untrusted certificate");
-    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
 
     // ...unless verification is turned off explicitly.
     let req = request(MountOptions { insecure_tls: true, ..MountOptions::default() }, "mnt-insecure");

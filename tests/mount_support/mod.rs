@@ -14,7 +14,7 @@ use ssofs::mount::{self, MountOptions, MountRequest};
 /// A mount served by a thread of this test process; a failed test still unmounts it.
 pub struct Mounted {
     pub mountpoint: PathBuf,
-    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), mount::MountError>>>,
 }
 
 impl Drop for Mounted {
@@ -84,7 +84,7 @@ pub async fn mount_as(stack: &ssofs_devstack::Running, user: &str, dir: &Path, o
     let mountpoint = dir.join("mnt");
     std::fs::create_dir_all(&mountpoint).unwrap();
     let options = MountOptions { cache_dir: Some(dir.join("cache")), ..options };
-    let req = MountRequest { profile, mountpoint: mountpoint.clone(), options, foreground: true, token_dir };
+    let req = MountRequest { profile, mountpoint: mountpoint.clone(), options, foreground: true, state_dir: token_dir };
     let thread = std::thread::spawn(move || mount::run(req));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !is_mounted(&mountpoint) {

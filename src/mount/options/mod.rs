@@ -1,8 +1,12 @@
-//! `-o` mount options: ssofs's own, plus the ones mount(8) and systemd pass along that only matter
-//! to them. An option nobody knows is an error naming it.
+//! `-o` mount options: ssofs's own (defined once, in [`table::OPTIONS`]), plus the ones mount(8) and
+//! systemd pass along that only matter to them. An option nobody knows is an error naming it.
+
+mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use table::{MountOption, OPTIONS, Takes};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MountOptions {
@@ -70,170 +74,74 @@ impl MountOptions {
     }
 }
 
-/// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
-fn ignored(name: &str) -> bool {
-    matches!(
-        name,
-        "_netdev"
-            | "nofail"
-            | "auto"
-            | "noauto"
-            | "user"
-            | "users"
-            | "nouser"
-            | "defaults"
-            | "rw"
-            | "dev"
-            | "nodev"
-            | "suid"
-            | "nosuid"
-            | "exec"
-            | "noexec"
-            | "atime"
-            | "noatime"
-            | "relatime"
-            | "async"
-            | "owner"
-            | "group"
-    ) || name.starts_with("x-")
-        || name.starts_with("comment=")
-        // mount(8) names the mounting user of a `user` fstab entry this way
-        || name.starts_with("user=")
+/// A `-o` option that cannot be used, in words that name it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptionError {
+    #[error("mount option {option:?}: {name} takes no value (write just {name})")]
+    TakesNoValue { option: String, name: &'static str },
+    #[error("mount option {0} needs a value ({0}=...)")]
+    NeedsValue(&'static str),
+    #[error("mount option {name}={value}: {expected}")]
+    BadValue { name: &'static str, value: String, expected: String },
+    #[error("unknown mount option {option:?}; ssofs knows {} (see `ssofs mount --help`)", known())]
+    Unknown { option: String },
+    #[error("mount options allow_other and allow_root cannot be combined")]
+    AllowOtherWithAllowRoot,
 }
 
-/// Longest attr_ttl/dir_ttl, in seconds (about 31 years: "forever" for a mount).
-const MAX_TTL_SECS: f64 = 1e9;
+/// The names of every option, for the unknown-option error.
+fn known() -> String {
+    OPTIONS.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+}
 
-pub fn parse(groups: &[String]) -> Result<MountOptions, String> {
+/// Parses `-o` groups (each comma-separated; `-o` may be repeated), later options winning.
+pub fn parse(groups: &[String]) -> Result<MountOptions, OptionError> {
     let mut o = MountOptions::default();
     for opt in groups.iter().flat_map(|g| g.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
-        if ignored(opt) {
+        if table::ignored(opt) {
             continue;
         }
         let (name, value) = match opt.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (opt, None),
         };
-        let bad = |v: &str, what: &str| format!("mount option {name}={v}: {what}");
-        const FLAGS: [&str; 6] =
-            ["ro", "allow_other", "allow_root", "default_permissions", "multiuser", "insecure_tls"];
-        if value.is_some() && FLAGS.contains(&name) {
-            return Err(format!("mount option {opt:?}: {name} takes no value (write just {name})"));
-        }
-        match name {
-            "ro" => o.read_only = true,
-            "allow_other" => o.allow_other = true,
-            "allow_root" => o.allow_root = true,
-            "default_permissions" => o.default_permissions = true,
-            "uid" => {
-                let v = need(value, name)?;
-                o.uid = Some(v.parse().map_err(|_| bad(v, "expected a numeric user id"))?);
+        let Some(option) = OPTIONS.iter().find(|o| o.name == name) else {
+            return Err(OptionError::Unknown { option: opt.to_string() });
+        };
+        match (&option.takes, value) {
+            (Takes::Nothing(set), None) => set(&mut o),
+            (Takes::Nothing(_), Some(_)) => {
+                return Err(OptionError::TakesNoValue { option: opt.to_string(), name: option.name });
             }
-            "gid" => {
-                let v = need(value, name)?;
-                o.gid = Some(v.parse().map_err(|_| bad(v, "expected a numeric group id"))?);
-            }
-            "file_mode" | "dir_mode" => {
-                let v = need(value, name)?;
-                let mode = u16::from_str_radix(v.trim_start_matches("0o"), 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| bad(v, "expected an octal mode such as 0644"))?;
-                if name == "file_mode" {
-                    o.file_mode = Some(mode);
-                } else {
-                    o.dir_mode = Some(mode);
-                }
-            }
-            "attr_ttl" | "dir_ttl" => {
-                let v = need(value, name)?;
-                // Bounded: from_secs_f64 panics past u64::MAX seconds, and `Instant::now() + ttl` in
-                // the filesystem past i64::MAX.
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| (0.0..=MAX_TTL_SECS).contains(s))
-                    .ok_or_else(|| bad(v, "expected seconds up to 1000000000, e.g. 1 or 0.5"))?;
-                let d = Duration::from_secs_f64(secs);
-                if name == "attr_ttl" {
-                    o.attr_ttl = Some(d);
-                } else {
-                    o.dir_ttl = Some(d);
-                }
-            }
-            "cache_size" => {
-                let v = need(value, name)?;
-                o.cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 512M or 2G"))?);
-            }
-            "cache_dir" => o.cache_dir = Some(PathBuf::from(need(value, name)?)),
-            "disk_cache_size" => {
-                let v = need(value, name)?;
-                o.disk_cache_size = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
-            }
-            "metadata" => match need(value, name)? {
-                "on" => o.no_metadata = false,
-                "off" => o.no_metadata = true,
-                v => return Err(bad(v, "expected on or off")),
-            },
-            "buckets" => {
-                let v = need(value, name)?;
-                crate::fs::named::BucketPath::parse_all(v.split(':')).map_err(|e| bad(v, &e))?;
-                o.buckets = Some(v.split(':').filter(|b| !b.is_empty()).map(String::from).collect());
-            }
-            "staging_quota" => {
-                let v = need(value, name)?;
-                o.staging_quota = Some(parse_size(v).ok_or_else(|| bad(v, "expected a size such as 1G"))? as u64);
-            }
-            "profile" => o.profile = Some(need(value, name)?.to_string()),
-            "multiuser" => o.multiuser = true,
-            "config" => o.config = Some(PathBuf::from(need(value, name)?)),
-            "state_dir" => o.state_dir = Some(PathBuf::from(need(value, name)?)),
-            "log_file" => o.log_file = Some(PathBuf::from(need(value, name)?)),
-            "log_level" => {
-                let v = need(value, name)?;
-                if !valid_log_level(v) {
-                    return Err(bad(v, "expected error, warn, info, debug, trace or off (or target=level directives)"));
-                }
-                o.log_level = Some(v.to_string());
-            }
-            "insecure_tls" => o.insecure_tls = true,
-            "op_timeout" => {
-                let v = need(value, name)?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && (1.0..=3600.0).contains(s))
-                    .ok_or_else(|| bad(v, "expected seconds between 1 and 3600, e.g. 30"))?;
-                o.op_timeout = Some(Duration::from_secs_f64(secs));
-            }
-            "duration_seconds" => {
-                let v = need(value, name)?;
-                o.duration_seconds = Some(v.parse().map_err(|_| bad(v, "expected whole seconds"))?);
-            }
-            _ => {
-                return Err(format!(
-                    "unknown mount option {opt:?}; ssofs knows uid, gid, file_mode, dir_mode, attr_ttl, dir_ttl, \
-                     cache_size, cache_dir, disk_cache_size, staging_quota, buckets, metadata, ro, allow_other, allow_root, default_permissions, profile, duration_seconds, \
-                     config, state_dir, log_level, log_file, multiuser, op_timeout, insecure_tls \
-                     (see `ssofs mount --help`)"
-                ));
-            }
+            (Takes::Value(..), None | Some("")) => return Err(OptionError::NeedsValue(option.name)),
+            (Takes::Value(_, set), Some(v)) => set(&mut o, v).map_err(|expected| OptionError::BadValue {
+                name: option.name,
+                value: v.to_string(),
+                expected,
+            })?,
         }
     }
     if o.allow_other && o.allow_root {
-        return Err("mount options allow_other and allow_root cannot be combined".into());
+        return Err(OptionError::AllowOtherWithAllowRoot);
     }
     Ok(o)
 }
 
-/// `info`, `debug`, ..., or `target=level` directives separated by `:` (a comma would end the
-/// mount option).
-fn valid_log_level(v: &str) -> bool {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    v.split(':').all(|d| {
-        let level = d.rsplit_once('=').map_or(d, |(target, level)| if target.is_empty() { "" } else { level });
-        LEVELS.contains(&level.to_ascii_lowercase().as_str())
-    })
+/// The options part of `ssofs mount --help` (and so of ssofs-mount(1)), from [`OPTIONS`].
+pub fn help() -> String {
+    let mut out = String::from("Options (-o, comma-separated; may be repeated):\n");
+    for option in OPTIONS {
+        let usage = match &option.takes {
+            Takes::Nothing(_) => option.name.to_string(),
+            Takes::Value(placeholder, _) => format!("{}={placeholder}", option.name),
+        };
+        out.push_str(&format!("  {usage}\n          {}\n", option.help));
+    }
+    out.push_str(
+        "mount(8) options such as _netdev, nofail, noauto, user, users, defaults, x-* and comment=* are accepted \
+         and ignored. An unknown option is an error.",
+    );
+    out
 }
 
 /// The log filter for a `log_level=` value: `:` separates directives in a mount option.
@@ -241,29 +149,12 @@ pub fn log_filter(level: &str) -> String {
     level.replace(':', ",")
 }
 
-/// The value of `name=value`, which must not be empty.
-fn need<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, String> {
-    value.filter(|v| !v.is_empty()).ok_or_else(|| format!("mount option {name} needs a value ({name}=...)"))
-}
-
-/// `123`, `64K`, `512M`, `2G` (powers of 1024).
-fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let (digits, mult) = match s.chars().last()?.to_ascii_uppercase() {
-        'K' => (&s[..s.len() - 1], 1usize << 10),
-        'M' => (&s[..s.len() - 1], 1 << 20),
-        'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    digits.parse::<usize>().ok()?.checked_mul(mult)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<MountOptions, String> {
-        parse(&[s.to_string()])
+        parse(&[s.to_string()]).map_err(|e| e.to_string())
     }
 
     // Found by the mount_options fuzz target: a finite but huge TTL panicked in from_secs_f64 (and a
@@ -328,6 +219,27 @@ mod tests {
         assert!(p("attr_ttl=-1").is_err());
         assert!(p("uid").unwrap_err().contains("needs a value"));
         assert!(p("allow_other,allow_root").is_err());
+    }
+
+    /// README's Options paragraph names every option of the table.
+    #[test]
+    fn readme_mentions_every_option() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("Options (`-o`, comma-separated)").expect("README has an Options paragraph");
+        let paragraph = readme[start..].split("\n\n").next().unwrap_or_default();
+        for option in OPTIONS {
+            let named = [format!("`{}`", option.name), format!("`{}=", option.name)];
+            assert!(named.iter().any(|n| paragraph.contains(n)), "README's Options paragraph lacks `{}`", option.name);
+        }
+    }
+
+    #[test]
+    fn help_and_the_unknown_option_error_name_every_option() {
+        let (help, unknown) = (help(), p("colour=blue").unwrap_err());
+        for option in OPTIONS {
+            assert!(help.contains(&format!("  {}", option.name)), "{}", option.name);
+            assert!(unknown.contains(option.name), "{}", option.name);
+        }
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! Every `-o` option ssofs knows, once: its name, what it takes, its help line and how it is set.
+//! Parsing, the unknown-option error, `ssofs mount --help` (and so the man page) and the README
+//! check all read this table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::MountOptions;
+
+/// What an option takes, and how it sets [`MountOptions`].
+pub enum Takes {
+    /// A flag: the name alone (`ro`).
+    Nothing(fn(&mut MountOptions)),
+    /// `name=VALUE` (the placeholder shown in help); the setter says what was expected when the
+    /// value is wrong.
+    Value(&'static str, fn(&mut MountOptions, &str) -> Result<(), String>),
+}
+
+pub struct MountOption {
+    pub name: &'static str,
+    pub takes: Takes,
+    pub help: &'static str,
+}
+
+/// Longest attr_ttl/dir_ttl, in seconds (about 31 years: "forever" for a mount).
+const MAX_TTL_SECS: f64 = 1e9;
+
+/// In the order `ssofs mount --help` shows them.
+pub const OPTIONS: &[MountOption] = &[
+    MountOption {
+        name: "uid",
+        takes: Takes::Value("N", |o, v| {
+            o.uid = Some(v.parse().map_err(|_| "expected a numeric user id")?);
+            Ok(())
+        }),
+        help: "owner every file and directory shows (default: the mounting user)",
+    },
+    MountOption {
+        name: "gid",
+        takes: Takes::Value("N", |o, v| {
+            o.gid = Some(v.parse().map_err(|_| "expected a numeric group id")?);
+            Ok(())
+        }),
+        help: "group every file and directory shows (default: the mounting user's)",
+    },
+    MountOption {
+        name: "file_mode",
+        takes: Takes::Value("0644", |o, v| {
+            o.file_mode = Some(mode(v)?);
+            Ok(())
+        }),
+        help: "permission bits files show",
+    },
+    MountOption {
+        name: "dir_mode",
+        takes: Takes::Value("0755", |o, v| {
+            o.dir_mode = Some(mode(v)?);
+            Ok(())
+        }),
+        help: "permission bits directories show",
+    },
+    MountOption {
+        name: "attr_ttl",
+        takes: Takes::Value("SECS", |o, v| {
+            o.attr_ttl = Some(ttl(v)?);
+            Ok(())
+        }),
+        help: "how long metadata is trusted (default 1)",
+    },
+    MountOption {
+        name: "dir_ttl",
+        takes: Takes::Value("SECS", |o, v| {
+            o.dir_ttl = Some(ttl(v)?);
+            Ok(())
+        }),
+        help: "how long listings are trusted (default 5)",
+    },
+    MountOption {
+        name: "cache_size",
+        takes: Takes::Value("256M", |o, v| {
+            o.cache_size = Some(parse_size(v).ok_or("expected a size such as 512M or 2G")?);
+            Ok(())
+        }),
+        help: "memory for object data",
+    },
+    MountOption {
+        name: "cache_dir",
+        takes: Takes::Value("DIR", |o, v| {
+            o.cache_dir = Some(PathBuf::from(v));
+            Ok(())
+        }),
+        help: "written files are staged in DIR/staging (default ~/.cache/ssofs); an explicit cache_dir also \
+               spills evicted blocks to DIR/blocks, up to disk_cache_size",
+    },
+    MountOption {
+        name: "disk_cache_size",
+        takes: Takes::Value("1G", |o, v| {
+            o.disk_cache_size = Some(size(v, "expected a size such as 1G")?);
+            Ok(())
+        }),
+        help: "disk for evicted blocks under cache_dir (default 1G)",
+    },
+    MountOption {
+        name: "staging_quota",
+        takes: Takes::Value("SIZE", |o, v| {
+            o.staging_quota = Some(size(v, "expected a size such as 1G")?);
+            Ok(())
+        }),
+        help: "bytes of written data staged per user, beyond which writes fail with ENOSPC (default 1G per user \
+               with multiuser, unbounded otherwise)",
+    },
+    MountOption {
+        name: "buckets",
+        takes: Takes::Value("a:b/prefix", |o, v| {
+            crate::fs::named::BucketPath::parse_all(v.split(':'))?;
+            {
+                o.buckets = Some(v.split(':').filter(|b| !b.is_empty()).map(String::from).collect());
+                Ok(())
+            }
+        }),
+        help: "buckets (or bucket/prefix) shown at the root besides what ListBuckets returns; replaces the \
+               profile's `buckets`",
+    },
+    MountOption {
+        name: "metadata",
+        takes: Takes::Value("on|off", |o, v| match v {
+            "on" => {
+                o.no_metadata = false;
+                Ok(())
+            }
+            "off" => {
+                o.no_metadata = true;
+                Ok(())
+            }
+            _ => Err("expected on or off".into()),
+        }),
+        help: "keep mode, mtime and owner in object metadata as s3fs and rclone do (default on)",
+    },
+    MountOption { name: "ro", takes: Takes::Nothing(|o| o.read_only = true), help: "mount read-only" },
+    MountOption {
+        name: "allow_other",
+        takes: Takes::Nothing(|o| o.allow_other = true),
+        help: "let every user use the mount (FUSE; ordinary users need user_allow_other in /etc/fuse.conf)",
+    },
+    MountOption {
+        name: "allow_root",
+        takes: Takes::Nothing(|o| o.allow_root = true),
+        help: "let root use the mount too (FUSE)",
+    },
+    MountOption {
+        name: "default_permissions",
+        takes: Takes::Nothing(|o| o.default_permissions = true),
+        help: "let the kernel check permissions against the modes shown (FUSE)",
+    },
+    MountOption {
+        name: "profile",
+        takes: Takes::Value("P", |o, v| {
+            o.profile = Some(v.to_string());
+            Ok(())
+        }),
+        help: "the profile to use (for fstab; --profile wins)",
+    },
+    MountOption {
+        name: "duration_seconds",
+        takes: Takes::Value("N", |o, v| {
+            o.duration_seconds = Some(v.parse().map_err(|_| "expected whole seconds")?);
+            Ok(())
+        }),
+        help: "lifetime to ask STS for, overriding the profile's (--duration-seconds wins)",
+    },
+    MountOption {
+        name: "config",
+        takes: Takes::Value("FILE", |o, v| {
+            o.config = Some(PathBuf::from(v));
+            Ok(())
+        }),
+        help: "config file read after the standard ones (for fstab, where mount's environment has no \
+               SSOFS_CONFIG; --config wins)",
+    },
+    MountOption {
+        name: "state_dir",
+        takes: Takes::Value("DIR", |o, v| {
+            o.state_dir = Some(PathBuf::from(v));
+            Ok(())
+        }),
+        help: "where the tokens are (for fstab, where root may have no HOME; default $SSOFS_STATE_DIR, else \
+               ~/.local/state/ssofs)",
+    },
+    MountOption {
+        name: "log_level",
+        takes: Takes::Value("LEVEL", |o, v| {
+            if !valid_log_level(v) {
+                return Err("expected error, warn, info, debug, trace or off (or target=level directives)".into());
+            }
+            {
+                o.log_level = Some(v.to_string());
+                Ok(())
+            }
+        }),
+        help: "error, warn, info, debug, trace or off, or target=level directives separated by `:`",
+    },
+    MountOption {
+        name: "log_file",
+        takes: Takes::Value("FILE", |o, v| {
+            o.log_file = Some(PathBuf::from(v));
+            Ok(())
+        }),
+        help: "append the log to FILE (for fstab)",
+    },
+    MountOption {
+        name: "multiuser",
+        takes: Takes::Nothing(|o| o.multiuser = true),
+        help: "root only: one mount serves every Unix user with their own login, read from \
+               ~USER/.local/state/ssofs (see README, \"Multi-user mounts\")",
+    },
+    MountOption {
+        name: "op_timeout",
+        takes: Takes::Value("SECS", |o, v| {
+            let secs: f64 = v
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && (1.0..=3600.0).contains(s))
+                .ok_or("expected seconds between 1 and 3600, e.g. 30")?;
+            {
+                o.op_timeout = Some(Duration::from_secs_f64(secs));
+                Ok(())
+            }
+        }),
+        help: "how long one operation's S3 work may take, retries through outages included, before it fails \
+               with EIO (default 30)",
+    },
+    MountOption {
+        name: "insecure_tls",
+        takes: Takes::Nothing(|o| o.insecure_tls = true),
+        help: "skip TLS certificate checks of the IdP, STS and S3 — for a test endpoint only, warned about at \
+               every start; prefer ca_file in the profile",
+    },
+];
+
+/// Options for mount(8), fstab and systemd that ssofs accepts and ignores.
+pub fn ignored(name: &str) -> bool {
+    matches!(
+        name,
+        "_netdev"
+            | "nofail"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "users"
+            | "nouser"
+            | "defaults"
+            | "rw"
+            | "dev"
+            | "nodev"
+            | "suid"
+            | "nosuid"
+            | "exec"
+            | "noexec"
+            | "atime"
+            | "noatime"
+            | "relatime"
+            | "async"
+            | "owner"
+            | "group"
+    ) || name.starts_with("x-")
+        || name.starts_with("comment=")
+        // mount(8) names the mounting user of a `user` fstab entry this way
+        || name.starts_with("user=")
+}
+
+/// An octal mode such as `0644` (`0o644` too).
+fn mode(v: &str) -> Result<u16, String> {
+    u16::from_str_radix(v.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| "expected an octal mode such as 0644".into())
+}
+
+fn ttl(v: &str) -> Result<Duration, String> {
+    // Bounded: from_secs_f64 panics past u64::MAX seconds, and `Instant::now() + ttl` in the
+    // filesystem past i64::MAX.
+    let secs: f64 = v
+        .parse()
+        .ok()
+        .filter(|s: &f64| (0.0..=MAX_TTL_SECS).contains(s))
+        .ok_or("expected seconds up to 1000000000, e.g. 1 or 0.5")?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn size(v: &str, expected: &str) -> Result<u64, String> {
+    parse_size(v).map(|s| s as u64).ok_or_else(|| expected.to_string())
+}
+
+/// `info`, `debug`, ..., or `target=level` directives separated by `:` (a comma would end the
+/// mount option).
+fn valid_log_level(v: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    v.split(':').all(|d| {
+        let level = d.rsplit_once('=').map_or(d, |(target, level)| if target.is_empty() { "" } else { level });
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    })
+}
+
+/// `123`, `64K`, `512M`, `2G` (powers of 1024).
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last()?.to_ascii_uppercase() {
+        'K' => (&s[..s.len() - 1], 1usize << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(mult)
+}
