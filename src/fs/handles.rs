@@ -259,17 +259,38 @@ impl Fs {
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let handle = self.writer(fh)?;
+        let mut f = handle.file.lock().await;
+        self.write_locked(&handle, &mut f, offset, data)
+    }
+
+    /// A write done at once on the calling thread, when no other operation holds the file (the
+    /// usual case): no task, no copy of the data, no wake-up of another thread. `None` when the
+    /// file is busy; then [`Fs::write`] waits its turn. A write is one pwrite to the staged copy,
+    /// so it costs the same at any offset.
+    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        let handle = match self.writer(fh) {
+            Ok(handle) => handle,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut f = handle.file.try_lock().ok()?;
+        Some(self.write_locked(&handle, &mut f, offset, data))
+    }
+
+    fn writer(&self, fh: u64) -> FsResult<Arc<Handle>> {
         self.check_writable()?;
         let handle = self.handle(fh)?;
         if !handle.writes {
             return Err(FsError::BadHandle);
         }
-        let mut f = handle.file.lock().await;
+        Ok(handle)
+    }
+
+    fn write_locked(&self, handle: &Handle, f: &mut OpenFile, offset: u64, data: &[u8]) -> FsResult<u32> {
         let staged = f.staged.as_mut().ok_or(FsError::BadHandle)?;
         let offset = if handle.append { staged.len()? } else { offset };
         staged.write_at(offset, data)?;
         let size = staged.len()?;
-        drop(f);
         self.set_size_attr(handle.ino, size);
         Ok(data.len() as u32)
     }

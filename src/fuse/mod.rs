@@ -309,9 +309,21 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let data = data.to_vec();
-        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.write(fh, offset, &data).await });
-        self.serve("write", reply, work, |r, n| r.written(n));
+        // Served on this thread when the file is free (a write is one local pwrite): a task per
+        // write cost a copy and two thread wake-ups, about 30 µs of a 150-byte write's 35.
+        let (fs, fh) = match self.fs_of_handle(fh) {
+            Ok(found) => found,
+            Err(e) => return reply.fail(failed("write", &e)),
+        };
+        match fs.write_now(fh, offset, data) {
+            Some(Ok(n)) => reply.written(n),
+            Some(Err(e)) => reply.fail(failed("write", &e)),
+            None => {
+                let data = data.to_vec();
+                let work = Ok(async move { fs.write(fh, offset, &data).await });
+                self.serve("write", reply, work, |r, n| r.written(n));
+            }
+        }
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
