@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""The ssofs benchmark driver (issue 8). Run through `bench/run`, which installs and builds first.
+"""The ssofs benchmark driver (issues 8 and 15). Run through `bench/run`, which installs and builds first.
 
 Mounts ssofs (alice's STS credentials), s3fs and rclone (the devstack's root keys) on the same
-devstack S3 endpoint, measures the issue's items 1-8 side by side with the direct aws-sdk-s3
-baseline (`bench-direct`), prints a table and writes bench/results/latest.{md,json}.
+devstack S3 endpoint, measures issue 8's items 1-8 side by side with the direct aws-sdk-s3
+baseline (`bench-direct`) and curl, and issue 15's additions: 150-byte row writes against local
+disk, the S3 requests a step costs (from the devstack's request log) and cost curves (ls -l by
+object count, read by concurrent readers, write by file size). Prints a table and writes
+bench/results/latest.{md,json} and the curves as bench/results/*.png.
 Sizes and repetitions come from BENCH_* environment variables (see README, "Benchmarks").
 """
 
+import collections
 import json
 import os
 import random
@@ -17,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release")
@@ -25,6 +31,10 @@ MiB = 1 << 20
 
 def env_int(name, default):
     return int(os.environ.get(name, default))
+
+
+def env_ints(name, default):
+    return [int(x) for x in os.environ.get(name, default).split()]
 
 
 CFG = {
@@ -36,6 +46,10 @@ CFG = {
     "write_mib": env_int("BENCH_WRITE_MB", 1024),
     "reps": env_int("BENCH_REPS", 3),
     "peers": os.environ.get("BENCH_PEERS", "s3fs rclone").split(),
+    "rows_mib": env_int("BENCH_ROWS_MB", 50),
+    "ls_curve": env_ints("BENCH_LS_CURVE", "1000 10000 100000"),
+    "readers": env_ints("BENCH_READERS", "1 4 16"),
+    "write_curve": env_ints("BENCH_WRITE_CURVE", "1 16 256 1024"),
 }
 WORK = os.path.abspath(os.environ.get("BENCH_DIR", os.path.join(ROOT, "bench", ".work")))
 CACHE_SIZE_MIB = 256
@@ -45,6 +59,7 @@ SSOFS_OPTS = os.environ.get(
 )
 BUCKET = "analytics-raw"
 PFX = "bench/"
+RESULTS = os.path.join(ROOT, "bench", "results")
 
 
 def log(*a):
@@ -87,6 +102,18 @@ class Stack:
         self.ssofs_env.update(self.env)
         self.ssofs_env["SSOFS_CONFIG"] = os.path.join(self.dir, "ssofs.toml")
         self.ssofs_env["SSOFS_STATE_DIR"] = os.path.join(self.dir, "ssofs-state")
+
+    def control(self, path, form=None):
+        """A call to the devstack's control API: GET, or POST of `form`; the JSON answer."""
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        with urllib.request.urlopen(f"{self.env['DEVSTACK_CONTROL_URL']}/{path}", data, timeout=600) as r:
+            return json.load(r)
+
+    def request_count(self):
+        return self.control("requests/count")["count"]
+
+    def requests_since(self, n):
+        return self.control(f"requests?since={n}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -146,6 +173,9 @@ class Mount:
 
     name = ""
     settings = ""
+    # Seconds between a close and the upload it causes (rclone's --vfs-write-back); request counts
+    # wait that long, then for the log to go quiet.
+    write_back_s = 0
 
     def __init__(self, stack):
         self.stack = stack
@@ -213,6 +243,7 @@ class S3fs(Mount):
 class Rclone(Mount):
     name = "rclone"
     prog = "rclone"
+    write_back_s = 5
     flags = [
         "--vfs-cache-mode", "full",
         "--vfs-cache-max-size", "4G",
@@ -311,6 +342,102 @@ def ttfb(path):
     return time.perf_counter() - t
 
 
+# One CSV row of 150 bytes, newline included.
+ROW = b"2026-11-28T11:36:31.123456Z,alice,analytics-raw,events/2026/11/01/part-0000.csv,login,200,".ljust(149, b"x") + b"\n"
+
+
+def small_writes(path, mib):
+    """`mib` MiB (at least 2) written as 150-byte rows, one os.write() each (no buffering), then
+    closed: seconds in all (open and close included), seconds of the close, and the cost of one write
+    in µs over the first MiB and over the last MiB (a cost that grows with the offset shows there)."""
+    per_mib = MiB // len(ROW)
+    rows = max(mib * MiB // len(ROW), 2 * per_mib)
+    write = os.write
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(per_mib):
+            write(fd, ROW)
+        t1 = time.perf_counter()
+        for _ in range(rows - 2 * per_mib):
+            write(fd, ROW)
+        t2 = time.perf_counter()
+        for _ in range(per_mib):
+            write(fd, ROW)
+        t3 = time.perf_counter()
+    finally:
+        os.close(fd)
+    end = time.perf_counter()
+    return {
+        "secs": end - start,
+        "close_secs": end - t3,
+        "first_us": (t1 - t0) / per_mib * 1e6,
+        "last_us": (t3 - t2) / per_mib * 1e6,
+    }
+
+
+def curl_read(url):
+    """One `curl` of a presigned URL to /dev/null: MiB/s."""
+    out = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url],
+              capture_output=True, text=True).stdout.split()
+    if out[0] != "200":
+        raise SystemExit(f"curl of the presigned URL answered {out[0]}")
+    return float(out[1]) / MiB / float(out[2])
+
+
+def wait_quiet(stack, quiet=1.0, limit=60):
+    """Until no S3/STS request has been logged for `quiet` seconds (at most `limit`)."""
+    last, changed, started = stack.request_count(), time.time(), time.time()
+    while time.time() - changed < quiet and time.time() - started < limit:
+        time.sleep(0.2)
+        n = stack.request_count()
+        if n != last:
+            last, changed = n, time.time()
+
+
+def with_requests(stack, step, settle_s=None):
+    """Runs `step()`: what it returned and the S3/STS requests logged meanwhile, {"METHOD Op": count}.
+    With `settle_s`, the requests of the next `settle_s` seconds count too, and of as long after as
+    the log is not quiet for a second (uploads a close started)."""
+    n = stack.request_count()
+    out = step()
+    if settle_s is not None:
+        time.sleep(settle_s)
+        wait_quiet(stack)
+    ops = collections.Counter(f"{r['method']} {r['op'] or '?'}" for r in stack.requests_since(n))
+    return out, dict(ops)
+
+
+def ls_curve(m, counts):
+    """Fresh mount, then `ls -l` of a directory of each size, the first time: seconds per size."""
+    m.mount()
+    try:
+        out = {}
+        for n in counts:
+            secs, seen = ls_l(m.path(f"lsc-{n}"))
+            if seen != n:
+                log(f"bench: warning: {m.name} ls -l showed {seen} entries, expected {n}")
+            out[n] = secs
+        return out
+    finally:
+        m.unmount()
+
+
+def write_curve(m, sizes):
+    """Fresh mount, then one file of each size (MiB) written, closed and removed: MiB/s per size."""
+    m.mount()
+    try:
+        out = {}
+        for mib in sizes:
+            path = m.path(f"wc-{m.name}-{mib}.bin")
+            out[mib] = seq_write(path, mib)
+            os.remove(path)
+        return out
+    finally:
+        m.unmount()
+
+
 def readers_hwm(m, path, size, n):
     """Fresh mount, `n` concurrent sequential readers over the object (reader i starts at i/n of it
     and wraps around), then the serving process's VmHWM in MiB and the aggregate MiB/s."""
@@ -347,6 +474,100 @@ def readers_hwm(m, path, size, n):
 # ------------------------------------------------------------------------------------------ driver
 
 
+def local_fs(path):
+    """The type of the filesystem holding `path` (ext4, xfs, ...)."""
+    out = subprocess.run(["df", "--output=fstype", path], capture_output=True, text=True).stdout.split()
+    return out[-1] if out else "local"
+
+
+def seed(stack):
+    big, rnd = CFG["big_mib"] * MiB, CFG["rand_mib"] * MiB
+    log("bench: seeding objects")
+    direct(stack, "put-random", BUCKET, PFX + "big.bin", big)
+    direct(stack, "put-random", BUCKET, PFX + "rand.bin", rnd)
+    direct(stack, "put-random", BUCKET, PFX + "small.txt", 100)
+    direct(stack, "put-many", BUCKET, PFX + "ls/", CFG["ls_n"], 16, 16)
+    for n in CFG["ls_curve"]:
+        d = stack.control("seed-objects", {"bucket": BUCKET, "prefix": f"{PFX}lsc-{n}/", "count": n, "size": 16})
+        log(f"bench: seeded {n} objects in {d['secs']:.1f} s (straight into the devstack's store)")
+
+
+def measure_direct(stack, rep, add, url):
+    """Issue 8's items with the aws-sdk-s3 baseline, and the cold read with curl."""
+    small_n = CFG["small_n"]
+    d, ops = with_requests(stack, lambda: direct(stack, "ttfb", BUCKET, PFX + "small.txt"))
+    add("direct", "ttfb_ms", d["secs"] * 1000)
+    add("direct", "ttfb_reqs", sum(ops.values()))
+    add("direct", "ttfb_ops", ops)
+    d = direct(stack, "get", BUCKET, PFX + "big.bin")
+    add("direct", "read_cold", d["bytes"] / MiB / d["secs"])
+    add("curl", "read_cold", curl_read(url))
+    add("direct", "ls_first", direct(stack, "list", BUCKET, PFX + "ls/")["secs"])
+    d, ops = with_requests(stack, lambda: direct(stack, "put-many", BUCKET, f"{PFX}w-direct-{rep}/f", small_n, 4096, 1))
+    add("direct", "create", small_n / d["secs"])
+    add("direct", "create_reqs", sum(ops.values()) / small_n)
+    add("direct", "create_ops", {k: v / small_n for k, v in ops.items()})
+    d = direct(stack, "put-random", BUCKET, f"{PFX}w-direct-{rep}.bin", CFG["write_mib"] * MiB)
+    add("direct", "write", CFG["write_mib"] / d["secs"])
+
+
+def measure_mount(stack, m, rep, add):
+    """Issue 8's items 1-6 and 8 on a fresh mount of `m`, the S3 requests of items 5 and 8, and
+    issue 15's 150-byte rows."""
+    small_n, rnd = CFG["small_n"], CFG["rand_mib"] * MiB
+    m.mount()
+    try:
+        secs, ops = with_requests(stack, lambda: ttfb(m.path("small.txt")))
+        add(m.name, "ttfb_ms", secs * 1000)
+        add(m.name, "ttfb_reqs", sum(ops.values()))
+        add(m.name, "ttfb_ops", ops)
+        add(m.name, "read_cold", seq_read(m.path("big.bin")))
+        add(m.name, "read_warm", seq_read(m.path("big.bin")))
+        add(m.name, "rand", rand_read(m.path("rand.bin"), rnd, CFG["rand_ops"], rep))
+        secs, count = ls_l(m.path("ls"))
+        if count != CFG["ls_n"]:
+            log(f"bench: warning: {m.name} ls -l showed {count} entries, expected {CFG['ls_n']}")
+        add(m.name, "ls_first", secs)
+        add(m.name, "ls_second", ls_l(m.path("ls"))[0])
+        rate, ops = with_requests(stack, lambda: create_files(m.path(f"w-{m.name}-{rep}"), small_n), m.write_back_s)
+        add(m.name, "create", rate)
+        add(m.name, "create_reqs", sum(ops.values()) / small_n)
+        add(m.name, "create_ops", {k: v / small_n for k, v in ops.items()})
+        add(m.name, "write", seq_write(m.path(f"w-{m.name}-{rep}.bin"), CFG["write_mib"]))
+        measure_rows(m.name, m.path(f"rows-{m.name}-{rep}.csv"), add)
+    finally:
+        m.unmount()
+
+
+def measure_rows(who, path, add):
+    r = small_writes(path, CFG["rows_mib"])
+    os.remove(path)
+    add(who, "rows", r["secs"])
+    for k in ("close_secs", "first_us", "last_us"):
+        add(who, f"rows_{k}", r[k])
+
+
+def measure_curves(stack, mounts, add):
+    """Cost curves, one run each: ls -l by object count, aggregate read by concurrent readers (with
+    the peak RSS of 1 and 4 readers, issue 8's item 7), write by file size."""
+    big = CFG["big_mib"] * MiB
+    for n in CFG["ls_curve"]:
+        add("direct", f"ls_curve_{n}", direct(stack, "list", BUCKET, f"{PFX}lsc-{n}/")["secs"])
+    for mib in CFG["write_curve"]:
+        d = direct(stack, "put-random", BUCKET, f"{PFX}wc-direct-{mib}.bin", mib * MiB)
+        add("direct", f"write_curve_{mib}", mib / d["secs"])
+    for m in mounts:
+        log(f"bench: cost curves: {m.name}")
+        for n, secs in ls_curve(m, CFG["ls_curve"]).items():
+            add(m.name, f"ls_curve_{n}", secs)
+        for n in sorted(set(CFG["readers"]) | {1, 4}):
+            hwm, rate = readers_hwm(m, m.path("big.bin"), big, n)
+            add(m.name, f"rss{n}", hwm)
+            add(m.name, f"rss{n}_rate", rate)
+        for mib, rate in write_curve(m, CFG["write_curve"]).items():
+            add(m.name, f"write_curve_{mib}", rate)
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     log(f"bench: config {json.dumps(CFG)}; work dir {WORK}")
@@ -355,53 +576,26 @@ def main():
     started = time.time()
     try:
         run([f"{REL}/ssofs", "login", "--device-code", "--no-qr"], env=stack.ssofs_env, stdout=subprocess.DEVNULL)
-        big, rnd, small = CFG["big_mib"] * MiB, CFG["rand_mib"] * MiB, 100
-        log("bench: seeding objects")
-        direct(stack, "put-random", BUCKET, PFX + "big.bin", big)
-        direct(stack, "put-random", BUCKET, PFX + "rand.bin", rnd)
-        direct(stack, "put-random", BUCKET, PFX + "small.txt", small)
-        direct(stack, "put-many", BUCKET, PFX + "ls/", CFG["ls_n"], 16, 16)
+        seed(stack)
+        url = direct(stack, "presign", BUCKET, PFX + "big.bin", 3600)["url"]
+        local = os.path.join(WORK, "local")
+        os.makedirs(local, exist_ok=True)
 
         mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
-        names = ["direct"] + [m.name for m in mounts]
+        names = ["direct", "curl", "local"] + [m.name for m in mounts]
         R = {n: {} for n in names}
 
         def add(who, item, v):
             R[who].setdefault(item, []).append(v)
 
         for rep in range(CFG["reps"]):
-            log(f"bench: repetition {rep + 1}/{CFG['reps']}: direct")
-            add("direct", "ttfb_ms", direct(stack, "ttfb", BUCKET, PFX + "small.txt")["secs"] * 1000)
-            d = direct(stack, "get", BUCKET, PFX + "big.bin")
-            add("direct", "read_cold", d["bytes"] / MiB / d["secs"])
-            add("direct", "ls_first", direct(stack, "list", BUCKET, PFX + "ls/")["secs"])
-            d = direct(stack, "put-many", BUCKET, f"{PFX}w-direct-{rep}/f", CFG["small_n"], 4096, 1)
-            add("direct", "create", CFG["small_n"] / d["secs"])
-            d = direct(stack, "put-random", BUCKET, f"{PFX}w-direct-{rep}.bin", CFG["write_mib"] * MiB)
-            add("direct", "write", CFG["write_mib"] / d["secs"])
+            log(f"bench: repetition {rep + 1}/{CFG['reps']}: direct, curl, local disk")
+            measure_direct(stack, rep, add, url)
+            measure_rows("local", os.path.join(local, "rows.csv"), add)
             for m in mounts:
                 log(f"bench: repetition {rep + 1}/{CFG['reps']}: {m.name}")
-                m.mount()
-                try:
-                    add(m.name, "ttfb_ms", ttfb(m.path("small.txt")) * 1000)
-                    add(m.name, "read_cold", seq_read(m.path("big.bin")))
-                    add(m.name, "read_warm", seq_read(m.path("big.bin")))
-                    add(m.name, "rand", rand_read(m.path("rand.bin"), rnd, CFG["rand_ops"], rep))
-                    secs, count = ls_l(m.path("ls"))
-                    if count != CFG["ls_n"]:
-                        log(f"bench: warning: {m.name} ls -l showed {count} entries, expected {CFG['ls_n']}")
-                    add(m.name, "ls_first", secs)
-                    add(m.name, "ls_second", ls_l(m.path("ls"))[0])
-                    add(m.name, "create", create_files(m.path(f"w-{m.name}-{rep}"), CFG["small_n"]))
-                    add(m.name, "write", seq_write(m.path(f"w-{m.name}-{rep}.bin"), CFG["write_mib"]))
-                finally:
-                    m.unmount()
-        for m in mounts:
-            log(f"bench: peak RSS: {m.name}")
-            for n in (1, 4):
-                hwm, rate = readers_hwm(m, m.path("big.bin"), big, n)
-                add(m.name, f"rss{n}", hwm)
-                add(m.name, f"rss{n}_rate", rate)
+                measure_mount(stack, m, rep, add)
+        measure_curves(stack, mounts, add)
     finally:
         for m in mounts:
             try:
@@ -410,7 +604,7 @@ def main():
             except Exception as e:  # noqa: BLE001 - cleanup must go on
                 log(f"bench: unmounting {m.mnt}: {e}")
         stack.stop()
-    report(R, names, mounts, time.time() - started)
+    report(R, mounts, local_fs(WORK), time.time() - started)
 
 
 ROWS = [
@@ -421,16 +615,26 @@ ROWS = [
     ("ls_first", "4. ls -l of {ls} objects, first", "s", False),
     ("ls_second", "4. ls -l of {ls} objects, second", "s", False),
     ("create", "5. create-write-close {small} x 4 KiB", "files/s", True),
+    ("create_reqs", "5. S3 requests per created file", "req", False),
     ("write", "6. sequential write {write} MiB, close incl.", "MiB/s", True),
     ("rss1", "7. peak RSS, 1 sequential reader", "MiB", False),
     ("rss4", "7. peak RSS, 4 sequential readers", "MiB", False),
     ("ttfb_ms", "8. first byte of a small object, cold", "ms", False),
+    ("ttfb_reqs", "8. S3 requests for that first byte", "req", False),
+    ("rows", "9. {rows} MiB as 150-byte rows, a write() each, close incl.", "s", False),
 ]
+BASELINES = ["direct", "curl"]
 
 
 def med(v):
     v = [x for x in (v or []) if x is not None]
     return statistics.median(v) if v else None
+
+
+def med_ops(samples):
+    """The median count of each "METHOD Op" over repetitions (0 where a repetition made none)."""
+    keys = sorted({k for d in samples or [] for k in d})
+    return {k: statistics.median(d.get(k, 0) for d in samples) for k in keys}
 
 
 def fmt(x):
@@ -443,63 +647,203 @@ def fmt(x):
     return f"{x:.3g}"
 
 
-def report(R, names, mounts, elapsed):
-    subs = {"big": CFG["big_mib"], "rand": CFG["rand_mib"], "ls": CFG["ls_n"], "small": CFG["small_n"], "write": CFG["write_mib"]}
-    M = {n: {k: med(v) for k, v in R[n].items()} for n in names}
-    peers = [n for n in names if n not in ("direct", "ssofs")]
-    head = ["figure", "unit"] + names[1:] + ["direct"] + [f"ssofs/{p}" for p in peers] + ["ssofs/direct"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    table = []
+def md_table(head, rows):
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def main_table(M, mounts):
+    """Issue 8's table with issue 15's rows: each figure for every mount and baseline, and ssofs's ratios."""
+    subs = {"big": CFG["big_mib"], "rand": CFG["rand_mib"], "ls": CFG["ls_n"], "small": CFG["small_n"],
+            "write": CFG["write_mib"], "rows": CFG["rows_mib"]}
+    peers = [n for n in mounts if n != "ssofs"]
+    head = ["figure", "unit"] + mounts + BASELINES + [f"ssofs/{p}" for p in peers + BASELINES]
+    cells, table = [], []
     for key, label, unit, higher in ROWS:
         s = M["ssofs"].get(key)
         row = {"item": key, "label": label.format(**subs), "unit": unit, "higher_is_better": higher}
-        cells = [row["label"], unit + (" ↑" if higher else " ↓")]
-        for n in names[1:] + ["direct"]:
+        line = [row["label"], unit + (" ↑" if higher else " ↓")]
+        for n in mounts + BASELINES:
             row[n] = M[n].get(key)
-            cells.append(fmt(row[n]))
-        for n in peers + ["direct"]:
+            line.append(fmt(row[n]))
+        for n in peers + BASELINES:
             o = M[n].get(key)
             r = s / o if s is not None and o else None
             row[f"ssofs/{n}"] = r
-            cells.append(f"{r:.2f}×" if r is not None else "-")
+            line.append(f"{r:.2f}×" if r is not None else "-")
         table.append(row)
-        lines.append("| " + " | ".join(cells) + " |")
+        cells.append(line)
+    return md_table(head, cells), table
 
-    # Targets of issue 8.
+
+def rows_section(M, mounts, fs):
+    """Issue 15: 150-byte rows, against local disk."""
+    who = ["local"] + mounts
+    label = {"local": f"local {fs}"}
+    base = M["local"].get("rows")
+    cells = []
+    for n in who:
+        g = M[n].get
+        ratio = g("rows") / base if g("rows") and base else None
+        growth = g("rows_last_us") / g("rows_first_us") if g("rows_last_us") and g("rows_first_us") else None
+        cells.append([label.get(n, n), fmt(g("rows")), f"{ratio:.2f}×" if ratio else "-", fmt(g("rows_close_secs")),
+                      fmt(g("rows_first_us")), fmt(g("rows_last_us")), f"{growth:.2f}×" if growth else "-"])
+    head = ["", "s, close incl. ↓", f"÷ local {fs}", "close s", "µs/write, first MiB", "µs/write, last MiB", "last ÷ first"]
+    return [
+        f"## 150-byte rows: {CFG['rows_mib']} MiB, one write() per row",
+        "",
+        "Python `os.write` of one 150-byte CSV row at a time (no buffering: one write(2) each), then close;"
+        f" local {fs} is a directory under the bench's work directory. Medians of {CFG['reps']} repetitions.",
+        "",
+        *md_table(head, cells),
+    ]
+
+
+def requests_section(R, names):
+    """Issue 15: what S3 requests items 5 and 8 cost, from the devstack's request log."""
+    out = ["## S3 requests (the devstack's request log)", ""]
+    for key, what in (("create_ops", f"per created file (create-write-close of 4 KiB, {CFG['small_n']} files)"),
+                      ("ttfb_ops", "for the first byte of a small object on a fresh mount")):
+        out.append(f"Requests {what}, median of {CFG['reps']} repetitions:")
+        out.append("")
+        for n in names:
+            ops = med_ops(R[n].get(key))
+            if ops:
+                total = sum(ops.values())
+                out.append(f"- {n}: {fmt(total)} = " + ", ".join(f"{k} {fmt(v)}" for k, v in ops.items()))
+        out.append("")
+    out.append(f"rclone's uploads start {Rclone.write_back_s} s after close; its count waits for them, then for a"
+               " second without requests.")
+    return out
+
+
+CURVES = [
+    # file, title, x label, key pattern, y label, higher is better, x values
+    ("ls_curve.png", "ls -l, first time", "objects in the directory", "ls_curve_{}", "seconds", False, "ls_curve"),
+    ("read_curve.png", "sequential read of one object, fresh mount", "concurrent readers", "rss{}_rate",
+     "aggregate MiB/s", True, "readers"),
+    ("write_curve.png", "sequential write, close incl., fresh mount", "file size (MiB)", "write_curve_{}", "MiB/s", True,
+     "write_curve"),
+]
+
+
+def curves_section(M, names):
+    """Cost curves: a table each and, with matplotlib, a PNG each next to latest.md."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+        log("bench: matplotlib is missing; the curves are tables only")
+    out = ["## Cost curves (one run each)", ""]
+    for fname, title, xlabel, key, ylabel, higher, cfg in CURVES:
+        xs = sorted(set(CFG[cfg]) | ({1, 4} if cfg == "readers" else set()))
+        who = [n for n in names if any(M[n].get(key.format(x)) is not None for x in xs)]
+        cells = [[n] + [fmt(M[n].get(key.format(x))) for x in xs] for n in who]
+        out += [f"{title}: {ylabel} {'↑' if higher else '↓'}", "", *md_table([xlabel] + [str(x) for x in xs], cells), ""]
+        if plt is None or not who:
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for n in who:
+            pts = [(x, M[n][key.format(x)]) for x in xs if M[n].get(key.format(x)) is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=n)
+        ax.set_xscale("log")
+        if cfg != "readers":
+            ax.set_yscale("log")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(x) for x in xs])
+        ax.set(title=title, xlabel=xlabel, ylabel=f"{ylabel} ({'higher' if higher else 'lower'} is better)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(RESULTS, fname), dpi=100)
+        plt.close(fig)
+        out += [f"![{title}]({fname})", ""]
+    return out
+
+
+def targets(M, R, mounts):
+    """Issues 8 and 15's targets, and the bench's own for the new figures, each met or missed."""
+    peers = [n for n in mounts if n != "ssofs"]
+
     def g(n, k):
         return M.get(n, {}).get(k)
 
     t = []
 
-    def target(label, ok, detail):
-        t.append({"target": label, "met": ok, "detail": detail})
+    def target(label, source, ok, detail):
+        t.append({"target": label, "source": source, "met": ok, "detail": detail})
 
     s, d = g("ssofs", "read_cold"), g("direct", "read_cold")
     if s and d:
-        target("1: cold read ≥ 0.9× direct", s / d >= 0.9, f"{s / d:.2f}× direct")
-    s, w = g("ssofs", "read_cold"), g("ssofs", "read_warm")
+        target("1: cold read ≥ 0.9× direct", "issue 8", s / d >= 0.9, f"{s / d:.2f}× direct")
+    best = max(((g(n, "read_cold"), n) for n in BASELINES if g(n, "read_cold")), default=None)
+    if s and best:
+        target("1: cold read ≥ 0.8× the faster of direct SDK and curl", "issue 15", s / best[0] >= 0.8,
+               f"{s / best[0]:.2f}× {best[1]}")
+    w = g("ssofs", "read_warm")
     if s and w:
-        target("2: warm read ≥ 5× cold", w / s >= 5, f"{w / s:.2f}× cold")
+        target("2: warm read ≥ 5× cold", "issue 8", w / s >= 5, f"{w / s:.2f}× cold")
     s, d, p = g("ssofs", "ls_first"), g("direct", "ls_first"), g("s3fs", "ls_first")
     if s and d:
-        target("4: ls -l ≤ 1.3× direct paging", s / d <= 1.3, f"{s / d:.2f}× direct")
+        target("4: ls -l ≤ 1.3× direct paging", "issue 8", s / d <= 1.3, f"{s / d:.2f}× direct")
     if s and p:
-        target("4: ls -l ≥ 5× faster than s3fs", p / s >= 5, f"{p / s:.1f}× faster")
+        target("4: ls -l ≥ 5× faster than s3fs", "issue 8", p / s >= 5, f"{p / s:.1f}× faster")
     for k, lbl in (("create", "5"), ("write", "6")):
         s = g("ssofs", k)
-        others = [g(p, k) for p in peers if g(p, k)]
+        others = [(p, g(p, k)) for p in peers if g(p, k)]
         if s and others:
-            target(f"{lbl}: ahead of both peers", all(s > o for o in others), " / ".join(f"{s / o:.2f}× {p}" for p, o in zip(peers, others)))
+            target(f"{lbl}: ahead of both peers", "issue 8", all(s > o for _, o in others),
+                   " / ".join(f"{s / o:.2f}× {p}" for p, o in others))
     for n in (1, 4):
         s = g("ssofs", f"rss{n}")
         if s:
             lim = CACHE_SIZE_MIB + 64
-            target(f"7: RSS with {n} reader(s) ≤ cache_size + 64 MiB ({lim} MiB)", s <= lim, f"{s:.0f} MiB")
-    tl = [f"- {'met' if x['met'] else 'MISSED'}: {x['target']} ({x['detail']})" for x in t]
+            target(f"7: RSS with {n} reader(s) ≤ cache_size + 64 MiB ({lim} MiB)", "issue 8", s <= lim, f"{s:.0f} MiB")
+    for k, lbl in (("create_reqs", "5: S3 requests per created file"), ("ttfb_reqs", "8: S3 requests for a cold first byte")):
+        s = g("ssofs", k)
+        others = [(p, g(p, k)) for p in peers if g(p, k) is not None]
+        if s is not None and others:
+            target(f"{lbl}: no more than either peer", "bench", all(s <= o for _, o in others),
+                   f"ssofs {fmt(s)}, " + ", ".join(f"{p} {fmt(o)}" for p, o in others))
+    s, base = g("ssofs", "rows"), g("local", "rows")
+    if s and base:
+        target("9: 150-byte row writes ≤ 3× local disk", "issue 15", s / base <= 3, f"{s / base:.2f}× local")
+    first, last = g("ssofs", "rows_first_us"), g("ssofs", "rows_last_us")
+    if first and last:
+        target("9: cost per write flat (last MiB ≤ 1.5× first MiB)", "issue 15; 1.5× is the bench's", last / first <= 1.5,
+               f"{first:.1f} → {last:.1f} µs")
+    for _, title, _, key, _, higher, cfg in CURVES:
+        xs = sorted(set(CFG[cfg]) | ({1, 4} if cfg == "readers" else set()))
+        behind = []
+        for x in xs:
+            s = g("ssofs", key.format(x))
+            for p in peers:
+                o = g(p, key.format(x))
+                if s is not None and o is not None and not (s > o if higher else s < o):
+                    behind.append(f"{x}: {p}")
+        if any(g("ssofs", key.format(x)) is not None for x in xs) and peers:
+            target(f"curve, {title}: ahead of both peers at every point", "bench", not behind,
+                   "behind at " + ", ".join(behind) if behind else "ahead everywhere")
+    return t
+
+
+def report(R, mounts, fs, elapsed):
+    mount_names = [m.name for m in mounts]
+    names = BASELINES + ["local"] + mount_names
+    M = {n: {k: med(v) for k, v in R[n].items() if not k.endswith("_ops")} for n in names}
+    lines, table = main_table(M, mount_names)
+    os.makedirs(RESULTS, exist_ok=True)
+    curves = curves_section(M, mount_names + ["direct"])
+    t = targets(M, R, mount_names)
+    tl = [f"- {'met' if x['met'] else 'MISSED'}: {x['target']} ({x['detail']}) [{x['source']}]" for x in t]
 
     settings = [f"- {m.name}: `{m.settings}`" for m in mounts]
     settings.append("- direct: aws-sdk-s3 (`bench/direct.rs`), root keys; one GetObject stream; ListObjectsV2 pages "
                     "with delimiter; PutObject one at a time; multipart 16 MiB parts, 4 in flight")
+    settings.append("- curl: `curl -o /dev/null` of a presigned GetObject URL (`bench-direct presign`), a fresh"
+                    " connection each time")
     cfg = ", ".join(f"{k}={v}" for k, v in CFG.items())
     md = "\n".join(
         [
@@ -507,29 +851,36 @@ def report(R, names, mounts, elapsed):
             "",
             f"Run {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {os.uname().nodename} ({os.cpu_count()} CPUs), "
             f"against the devstack's S3 endpoint on 127.0.0.1; medians of {CFG['reps']} repetitions "
-            f"(peak RSS: one run); {elapsed / 60:.1f} min in all. Config: {cfg}.",
+            f"(peak RSS and the cost curves: one run); {elapsed / 60:.1f} min in all. Config: {cfg}.",
             "",
             "Ratios are ssofs ÷ the other figure: ↑ rows want ratios above 1, ↓ rows below 1.",
             "",
             *lines,
             "",
-            "## Targets (issue 8)",
+            "## Targets",
+            "",
+            "From issue 8 and issue 15; those marked [bench] are the bench's own, for figures the issues set no"
+            " target for.",
             "",
             *tl,
             "",
+            *rows_section(M, mount_names, fs),
+            "",
+            *requests_section(R, BASELINES[:1] + mount_names),
+            "",
+            *curves,
             "## Settings",
             "",
             *settings,
             "",
-            "rclone's close returns before its upload (`--vfs-write-back` defaults to 5 s), so its figures 5 and 6"
-            " measure writing to its local cache; s3fs and ssofs upload before close returns.",
+            "rclone's close returns before its upload (`--vfs-write-back` defaults to 5 s), so its figures 5, 6, 9"
+            " and the write curve measure writing to its local cache; s3fs and ssofs upload before close returns.",
             "",
         ]
     )
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "latest.md"), "w") as f:
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(ROOT, "bench", "results", "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump({"config": CFG, "ssofs_opts": SSOFS_OPTS, "elapsed_s": elapsed, "samples": R, "medians": M,
                    "table": table, "targets": t, "settings": settings}, f, indent=1)
     print(md)

@@ -9,6 +9,7 @@
 //! bench-direct get BUCKET KEY                     # one GetObject streamed to nowhere
 //! bench-direct list BUCKET PREFIX                 # ListObjectsV2 paging with delimiter "/"
 //! bench-direct ttfb BUCKET KEY                    # fresh client: time to the first body byte
+//! bench-direct presign BUCKET KEY SECS            # a presigned GetObject URL (for curl), as {"url": ...}
 //! ```
 
 use std::time::Instant;
@@ -161,6 +162,12 @@ async fn main() {
             let _ = out.body.next().await;
             let secs = t.elapsed().as_secs_f64();
             println!("{{\"secs\":{secs}}}");
+        }
+        Some("presign") => {
+            let expires = std::time::Duration::from_secs(n(3) as u64);
+            let conf = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).expect("expiry");
+            let req = client().get_object().bucket(a(1)).key(a(2)).presigned(conf).await.expect("presigning");
+            println!("{}", serde_json::json!({ "url": req.uri() }));
         }
         _ => {
             eprintln!("usage: see the top of bench/direct.rs");

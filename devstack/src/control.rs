@@ -1,10 +1,11 @@
 //! Test-control API under `/_devstack/` (clearly not Azure): approve device codes, steer the IdP's
-//! clock and keys, revoke refresh tokens, expire STS sessions, read the S3 request log.
-//! Form-encoded POSTs, JSON answers.
+//! clock and keys, revoke refresh tokens, expire STS sessions, read the S3 request log, seed many
+//! objects at once. Form-encoded POSTs, JSON answers.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +16,7 @@ use serde_json::json;
 use crate::idp::Idp;
 use crate::s3::auth::Iam;
 use crate::s3::server::RequestLog;
+use crate::s3::store::Store;
 
 #[derive(Clone)]
 pub struct Control {
@@ -22,6 +24,7 @@ pub struct Control {
     pub iam: Arc<Iam>,
     pub log: Arc<RequestLog>,
     pub faults: Arc<crate::faults::Faults>,
+    pub store: Store,
 }
 
 pub fn router(control: Control) -> Router {
@@ -33,6 +36,8 @@ pub fn router(control: Control) -> Router {
         .route("/clock-offset", post(clock_offset))
         .route("/expire-sessions", post(expire_sessions))
         .route("/requests", get(requests))
+        .route("/requests/count", get(request_count))
+        .route("/seed-objects", post(seed_objects))
         .route("/faults", get(faults).post(set_faults))
         .with_state(control)
 }
@@ -101,8 +106,52 @@ async fn expire_sessions(State(c): State<Control>) -> Response {
     Json(json!({ "ok": true, "expired": c.iam.expire_sessions() })).into_response()
 }
 
-async fn requests(State(c): State<Control>) -> Response {
-    Json(c.log.snapshot()).into_response()
+#[derive(Deserialize)]
+struct RequestsQuery {
+    #[serde(default)]
+    since: usize,
+}
+
+/// `GET /requests[?since=N]`: the S3/STS request log, from its `N`th record on (benchmarks read only
+/// what one step cost, from the count taken before it).
+async fn requests(State(c): State<Control>, Query(q): Query<RequestsQuery>) -> Response {
+    Json(c.log.since(q.since)).into_response()
+}
+
+async fn request_count(State(c): State<Control>) -> Response {
+    Json(json!({ "count": c.log.count() })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SeedForm {
+    bucket: String,
+    prefix: String,
+    count: usize,
+    #[serde(default)]
+    size: usize,
+}
+
+/// `POST /seed-objects` (`bucket`, `prefix`, `count`, `size` in bytes, default 0): `count` objects
+/// `{prefix}{i:06}` written straight into the store, as the scenario's seed is: no S3 request, nothing
+/// in the request log. 100,000 objects for a listing benchmark take seconds.
+async fn seed_objects(State(c): State<Control>, Form(f): Form<SeedForm>) -> Response {
+    let started = Instant::now();
+    let SeedForm { bucket, prefix, count, size } = f;
+    let store = c.store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let body = vec![b'x'; size];
+        (0..count).try_for_each(|i| store.put_bytes(&bucket, &format!("{prefix}{i:06}"), &body))
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
+            Json(json!({ "ok": true, "count": count, "secs": started.elapsed().as_secs_f64() })).into_response()
+        }
+        Ok(Err(e)) => bad_request(e.to_string()),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "ok": false, "error": e.to_string() }))).into_response()
+        }
+    }
 }
 
 async fn faults(State(c): State<Control>) -> Response {

@@ -112,7 +112,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     ));
     let store = Store::open(&state_dir.join("s3"), Arc::new(MinioAuth(iam.clone()))).map_err(state_err)?;
     seed(&store).map_err(state_err)?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(store);
+    let mut builder = s3s::service::S3ServiceBuilder::new(store.clone());
     builder.set_auth(MinioAuth(iam.clone()));
     builder.set_access(MinioAuth(iam.clone()));
     let log = Arc::new(RequestLog::default());
@@ -133,7 +133,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             }
         },
     ));
-    let app = azure.nest("/_devstack", control::router(control::Control { idp: idp.clone(), iam, log, faults }));
+    let app = azure.nest("/_devstack", control::router(control::Control { idp: idp.clone(), iam, log, faults, store }));
 
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();

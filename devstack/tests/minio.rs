@@ -497,3 +497,47 @@ async fn the_briefs_scenario_is_seeded() {
     assert_eq!(nested.common_prefixes().len(), 2, "nested prefixes to walk");
     s.running.shutdown().await;
 }
+
+/// Benchmarks seed listings of 100,000 objects through the control API, and read only the part of
+/// the request log one step made.
+#[tokio::test]
+async fn bulk_seeding_and_the_request_log_from_an_index() {
+    let s = Stack::start("bulk-seed").await;
+    let seeded = s
+        .control("seed-objects", &[("bucket", "analytics-raw"), ("prefix", "bulk/"), ("count", "1500"), ("size", "16")])
+        .await;
+    assert_eq!(seeded["count"], 1500);
+    let url = |path: &str| format!("{}/{path}", s.running.control_url);
+    let count = |v: serde_json::Value| v["count"].as_u64().unwrap() as usize;
+    let before = count(s.http.get(url("requests/count")).send().await.unwrap().json().await.unwrap());
+    assert_eq!(before, s.requests().await.len(), "seeding made no S3 request");
+
+    let root = s.root_s3();
+    let mut pages = root.list_objects_v2().bucket("analytics-raw").prefix("bulk/").into_paginator().send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        keys.extend(page.contents().iter().map(|o| (o.key().unwrap().to_string(), o.size().unwrap())));
+    }
+    assert_eq!(keys.len(), 1500);
+    assert_eq!(keys[0], ("bulk/000000".to_string(), 16));
+    assert_eq!(keys[1499].0, "bulk/001499");
+
+    let since: Vec<serde_json::Value> =
+        s.http.get(url(&format!("requests?since={before}"))).send().await.unwrap().json().await.unwrap();
+    let ops: Vec<&str> = since.iter().map(|r| r["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["ListObjectsV2", "ListObjectsV2"], "two pages of 1000, nothing else");
+    let after: Vec<serde_json::Value> =
+        s.http.get(url("requests?since=1000000")).send().await.unwrap().json().await.unwrap();
+    assert!(after.is_empty());
+
+    let resp = s
+        .http
+        .post(url("seed-objects"))
+        .form(&[("bucket", "no-such-bucket"), ("prefix", "x/"), ("count", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    s.running.shutdown().await;
+}

@@ -45,7 +45,15 @@ impl RequestLog {
         self.0.lock().unwrap().push(r);
     }
     pub fn snapshot(&self) -> Vec<RequestRecord> {
-        self.0.lock().unwrap().clone()
+        self.since(0)
+    }
+    /// The records from the `from`th on (none when there are not that many yet).
+    pub fn since(&self, from: usize) -> Vec<RequestRecord> {
+        self.0.lock().unwrap().get(from..).map(<[RequestRecord]>::to_vec).unwrap_or_default()
+    }
+    /// How many requests were logged so far: the index the next one gets.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
     }
 }
 
