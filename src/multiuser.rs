@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Profile;
 use crate::fs::inode::ROOT;
-use crate::fs::{Fs, FsConfig, FsError, Stat};
+use crate::fs::{Fs, FsConfig, FsError, MountShared, Stat};
 use crate::fuse::FsResolver;
 use crate::identity::TokenStore;
 use crate::stack::ClientBuilder;
@@ -59,6 +59,9 @@ pub struct MultiUser {
     clients: Arc<dyn ClientBuilder>,
     /// Settings every identity's filesystem starts from (uid, gid and staging are per user).
     template: FsConfig,
+    /// One block cache and read-ahead budget for the whole mount (blocks keyed by identity):
+    /// with one `cache_size` per identity, 100 users could hold 100 × 256 MiB.
+    shared: MountShared,
     /// Held only to find or insert an entry, never across any I/O.
     identities: Mutex<HashMap<u32, Arc<Entry>>>,
     slots: Mutex<HashMap<u16, Arc<Fs>>>,
@@ -69,11 +72,14 @@ impl MultiUser {
     pub fn new(profile: Profile, endpoint: String, mut template: FsConfig, clients: Arc<dyn ClientBuilder>) -> Self {
         template.attr_ttl = Duration::ZERO;
         template.staging_quota = template.staging_quota.or(Some(crate::fs::DEFAULT_MULTIUSER_STAGING_QUOTA));
+        // Blocks spill to one private directory of root's, keyed by identity like the memory tier.
+        let shared = MountShared::new(&template);
         MultiUser {
             profile,
             endpoint,
             clients,
             template,
+            shared,
             identities: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             next_slot: Mutex::new(1),
@@ -98,11 +104,8 @@ impl MultiUser {
         // Root's own private directories per user: no user can read, replace or swap another's
         // (or their own) staged writes and cached blocks.
         config.staging_dir = crate::untrusted::private_dir(&self.template.staging_dir.join(format!("uid-{uid}")))?;
-        if let Some((dir, limit)) = &self.template.disk_cache {
-            config.disk_cache = Some((dir.join(format!("uid-{uid}")), *limit));
-        }
         crate::fs::staging::expire_refused(&config.staging_dir);
-        Ok(Arc::new(Fs::new(client, config)))
+        Ok(Arc::new(Fs::with_shared(client, config, &self.shared)))
     }
 
     fn entry(&self, uid: u32) -> Arc<Entry> {

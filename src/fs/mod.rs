@@ -74,6 +74,23 @@ pub(crate) struct State {
     page_cache: page_cache::PageCachePolicy,
 }
 
+/// What every filesystem of one mount shares: the block cache (`cache_size` in memory, and the
+/// disk tier) and the read-ahead budget.
+#[derive(Clone)]
+pub struct MountShared {
+    pub cache: Arc<dyn cache::BlockCache>,
+    pub read_ahead: read::ReadAheadBudget,
+}
+
+impl MountShared {
+    pub fn new(config: &FsConfig) -> Self {
+        MountShared {
+            cache: cache::build(config.cache_size, config.disk_cache.as_ref()),
+            read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
+        }
+    }
+}
+
 pub struct Fs {
     client: Arc<dyn ObjectClient>,
     read_path: read::ReadPath,
@@ -88,20 +105,21 @@ pub struct Fs {
 }
 
 impl Fs {
-    /// A filesystem with a block cache of its own, as `config` asks.
+    /// A filesystem with a block cache and read-ahead budget of its own, as `config` asks.
     pub fn new(client: Arc<dyn ObjectClient>, config: FsConfig) -> Self {
-        let cache = cache::build(config.cache_size, config.disk_cache.as_ref());
-        Self::with_cache(client, config, cache)
+        let shared = MountShared::new(&config);
+        Self::with_shared(client, config, &shared)
     }
 
-    /// A filesystem whose blocks go to `cache`, which others may share (blocks are keyed by
-    /// `config.uid`, so nobody is served another identity's).
-    pub fn with_cache(client: Arc<dyn ObjectClient>, config: FsConfig, cache: Arc<dyn cache::BlockCache>) -> Self {
+    /// A filesystem that shares the mount's block cache and read-ahead budget with others (each
+    /// identity of a multi-user mount): one memory budget for the mount, not one per user. Blocks
+    /// are keyed by `config.uid`, so nobody is served another identity's.
+    pub fn with_shared(client: Arc<dyn ObjectClient>, config: FsConfig, shared: &MountShared) -> Self {
         let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
         let read_path = read::ReadPath {
             client: client.clone(),
-            cache,
-            budget: read::read_ahead_budget(read::MAX_WINDOW),
+            cache: shared.cache.clone(),
+            budget: shared.read_ahead.clone(),
             identity: config.uid,
         };
         let mut meta = match &config.root_bucket {

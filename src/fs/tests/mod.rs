@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::MountShared;
 use super::handles::OpenMode;
 use super::*;
 use crate::object::mock::MockObjectClient;
@@ -274,3 +275,37 @@ mod handles_model;
 mod metadata_bounds;
 mod model;
 mod namespace;
+
+/// A multi-user mount's identities share one block cache (one `cache_size` for the mount), and
+/// each is only ever served blocks its own credentials fetched.
+#[tokio::test]
+async fn identities_share_one_cache_budget_and_never_each_others_blocks() {
+    let client = Arc::new(MockObjectClient::new());
+    client.add_bucket("data");
+    client.insert("data", "big", vec![7u8; 6 << 20]);
+    client.insert("data", "small", vec![1u8; 100_000]);
+    let mut config = FsConfig::new(std::env::temp_dir().join(format!("ssofs-fs-shared-{}", std::process::id())));
+    config.cache_size = 4 << 20;
+    let shared = MountShared::new(&config);
+    let users: Vec<Fs> =
+        (1000..1003).map(|uid| Fs::with_shared(client.clone(), FsConfig { uid, ..config.clone() }, &shared)).collect();
+    let gets = || client.calls_of("GetObject");
+    let small = path(&users[0], &["data", "small"]).await.unwrap();
+    read_all(&users[0], small.ino).await;
+    let after_a = gets();
+    read_all(&users[0], small.ino).await;
+    assert_eq!(gets(), after_a, "A's own blocks are cached for A");
+    let b = path(&users[1], &["data", "small"]).await.unwrap();
+    read_all(&users[1], b.ino).await;
+    assert!(gets() > after_a, "another identity fetches with its own credentials, never gets A's blocks");
+    // The others read 12 MiB through the mount's one 4 MiB budget: A's blocks were evicted too
+    // (with a cache per identity they would still be there, and the mount would hold 12 MiB).
+    for fs in &users[1..] {
+        let f = path(fs, &["data", "big"]).await.unwrap();
+        assert_eq!(read_all(fs, f.ino).await.len(), 6 << 20);
+        assert!(fs.block_cache_bytes() <= 4 << 20, "one budget for all: {}", fs.block_cache_bytes());
+    }
+    let before = gets();
+    read_all(&users[0], small.ino).await;
+    assert!(gets() > before, "A's blocks left the shared budget");
+}
