@@ -7,7 +7,6 @@
 //! identity that opened it (multi-user mounts: see [`FsResolver`]).
 
 mod reply;
-mod resolver;
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -21,11 +20,11 @@ use fuser::{
 };
 
 use self::reply::{ErrorReply, failed, file_type, name_str, to_attr};
-pub use self::resolver::{FsResolver, SingleUser};
 use crate::fs::handles::OpenMode;
 use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsError, FsResult, RenameMode, Stat};
 use crate::object::meta::FileMeta;
+use crate::resolver::FsResolver;
 
 /// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
 const LOCAL_BITS: u32 = 48;

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use crate::config::Profile;
 use crate::fs::{Fs, FsConfig};
-use crate::fuse::{FsResolver, FuseAdapter, SingleUser};
+use crate::fuse::FuseAdapter;
 use crate::identity::TokenStore;
-use crate::multiuser::MultiUser;
+use crate::resolver::{FsResolver, MultiUser, SingleUser};
 use crate::stack::{ClientBuilder, S3Stack};
 pub use background::unmount;
 pub use error::MountError;
@@ -152,7 +152,7 @@ fn multi_user(
     rt.spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            let dropped = sweeper.drop_idle(crate::multiuser::IDLE_DROP);
+            let dropped = sweeper.drop_idle(crate::resolver::IDLE_DROP);
             if dropped > 0 {
                 tracing::info!(dropped, "idle identities dropped from memory");
             }

@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
@@ -16,13 +15,17 @@ use bytes::Bytes;
 use md5::Digest;
 
 mod errors;
+mod transport;
 mod upload;
+
+pub use self::transport::Transport;
+use self::transport::trusting;
 
 use self::errors::{map_err, not_s3};
 use self::upload::{base64_md5, written};
 use super::meta::FileMeta;
 use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
-use crate::config::{Checksums, Profile};
+use crate::config::Checksums;
 use crate::credentials::{CredentialProvider, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
@@ -37,30 +40,6 @@ pub struct S3ObjectClient {
     client: Client,
     provider: CredentialProvider,
     checksums: Checksums,
-}
-
-/// How the client reaches the endpoint: which CAs it trusts and how long one request may take.
-#[derive(Debug, Clone)]
-pub struct Transport {
-    /// Extra CA certificate(s) (PEM) trusted besides the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate: only on the profile's or mount's explicit `insecure_tls`.
-    pub insecure_tls: bool,
-    /// Longest time for one request attempt, and for one operation with the SDK's own retries.
-    pub op_timeout: Duration,
-    /// How uploads carry their integrity check.
-    pub checksums: Checksums,
-}
-
-impl Transport {
-    pub fn for_profile(profile: &Profile) -> Self {
-        Transport {
-            ca_file: profile.ca_file.clone(),
-            insecure_tls: profile.insecure_tls,
-            op_timeout: super::retry::deadline(profile),
-            checksums: profile.checksums,
-        }
-    }
 }
 
 impl S3ObjectClient {
@@ -103,28 +82,6 @@ impl S3ObjectClient {
     ) -> impl Fn(SdkError<E, HttpResponse>) -> ObjectError + '_ {
         move |e| map_err(e, self.provider.profile())
     }
-}
-
-/// The SDK's own HTTP client, with the one trust rule (trust.rs): the system roots plus every
-/// certificate of `ca_file`.
-fn trusting(ca_file: &Path) -> Result<aws_sdk_s3::config::SharedHttpClient, String> {
-    use aws_smithy_http_client::tls;
-    let mut trust = tls::TrustStore::default().with_native_roots(true);
-    for der in crate::trust::ca_file_certificates(ca_file)? {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
-        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
-        trust = trust.with_pem_certificate(pem.into_bytes());
-    }
-    let context = tls::TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| format!("ca_file {}: {e}", ca_file.display()))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https())
 }
 
 /// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::FsResolver;
 use crate::config::Profile;
 use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsConfig, FsError, MountShared, Stat};
-use crate::fuse::FsResolver;
 use crate::identity::TokenStore;
 use crate::stack::ClientBuilder;
 

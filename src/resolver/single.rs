@@ -1,28 +1,11 @@
-//! Which filesystem serves a request: the mount's one identity, or, in a multi-user mount, the
-//! calling user's own (`crate::multiuser`).
+//! A mount with one identity: the user who mounted it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::FsResolver;
 use crate::fs::inode::ROOT;
 use crate::fs::{Fs, FsError, Stat};
-
-pub trait FsResolver: Send + Sync + 'static {
-    /// The filesystem of the user making the request, and its slot.
-    fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError>;
-    /// The filesystem that handed out handles of `slot`.
-    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>>;
-    /// How long the kernel may keep entries and attributes (0 when users must not share them).
-    fn ttl(&self) -> Duration;
-    /// Bypass the kernel's page cache, so no user is ever served another user's pages.
-    fn direct_io(&self) -> bool;
-    /// The kernel dropped references to `ino`.
-    fn forget(&self, ino: u64, n: u64);
-    /// The root directory as shown to a user who has no filesystem (no login).
-    fn bare_root(&self, uid: u32, gid: u32) -> Stat;
-    /// Every filesystem in memory, for flushing data being written before unmount.
-    fn all(&self) -> Vec<Arc<Fs>>;
-}
 
 /// A mount with one identity: every request is served by the same filesystem.
 pub struct SingleUser(pub Arc<Fs>);

@@ -1,0 +1,31 @@
+//! Which filesystem serves a kernel request: the mount's one identity ([`SingleUser`]), or, in a
+//! multi-user mount, the calling Unix user's own ([`MultiUser`]). The FUSE adapter asks a resolver
+//! and never knows which kind it has.
+
+mod multi;
+mod single;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::multi::{IDLE_DROP, MultiUser};
+pub use self::single::SingleUser;
+use crate::fs::{Fs, FsError, Stat};
+
+/// Picks the filesystem for each request.
+pub trait FsResolver: Send + Sync + 'static {
+    /// The filesystem of the user making the request, and its slot.
+    fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError>;
+    /// The filesystem that handed out handles of `slot`.
+    fn for_slot(&self, slot: u16) -> Option<Arc<Fs>>;
+    /// How long the kernel may keep entries and attributes (0 when users must not share them).
+    fn ttl(&self) -> Duration;
+    /// Bypass the kernel's page cache, so no user is ever served another user's pages.
+    fn direct_io(&self) -> bool;
+    /// The kernel dropped references to `ino`.
+    fn forget(&self, ino: u64, n: u64);
+    /// The root directory as shown to a user who has no filesystem (no login).
+    fn bare_root(&self, uid: u32, gid: u32) -> Stat;
+    /// Every filesystem in memory, for flushing data being written before unmount.
+    fn all(&self) -> Vec<Arc<Fs>>;
+}
