@@ -6,12 +6,14 @@
 //! File handles carry the identity's slot in their high bits, so a handle is always served by the
 //! identity that opened it (multi-user mounts: see [`FsResolver`]).
 
+mod dispatch;
 mod reply;
 
+pub use self::dispatch::FuseAdapter;
+use self::dispatch::handle;
+
 use std::ffi::OsStr;
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fuser::{
     Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
@@ -22,90 +24,17 @@ use fuser::{
 use self::reply::{ErrorReply, failed, file_type, name_str, to_attr};
 use crate::fs::handles::OpenMode;
 use crate::fs::inode::ROOT;
-use crate::fs::{Fs, FsError, FsResult, RenameMode, Stat};
+use crate::fs::{FsError, RenameMode, Stat};
 use crate::object::meta::FileMeta;
-use crate::resolver::FsResolver;
 
 /// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
-const LOCAL_BITS: u32 = 48;
+pub(crate) const LOCAL_BITS: u32 = 48;
 
 /// The directory handle of a user without a filesystem (no login): an empty root.
-const EMPTY_DIR: u64 = 0;
+pub(crate) const EMPTY_DIR: u64 = 0;
 
 /// The most one FUSE read or write carries (the kernel's limit is 256 pages).
 pub const MAX_REQUEST: u32 = 1 << 20;
-
-pub struct FuseAdapter {
-    resolver: Arc<dyn FsResolver>,
-    rt: tokio::runtime::Handle,
-}
-
-impl FuseAdapter {
-    pub fn new(resolver: Arc<dyn FsResolver>, rt: tokio::runtime::Handle) -> Self {
-        FuseAdapter { resolver, rt }
-    }
-
-    fn ttl(&self) -> Duration {
-        self.resolver.ttl()
-    }
-
-    /// The caller's filesystem and its slot.
-    fn fs(&self, req: &Request) -> FsResult<(u16, Arc<Fs>)> {
-        self.resolver.for_uid(req.uid(), req.gid())
-    }
-
-    /// The caller's filesystem and a name from the kernel, checked.
-    fn fs_and_name(&self, req: &Request, name: &OsStr) -> FsResult<(Arc<Fs>, String)> {
-        let name = name_str(name)?;
-        Ok((self.fs(req)?.1, name))
-    }
-
-    /// The filesystem that issued `fh`, and the handle as that filesystem knows it.
-    fn fs_of_handle(&self, fh: FileHandle) -> FsResult<(Arc<Fs>, u64)> {
-        let slot = (fh.0 >> LOCAL_BITS) as u16;
-        let fs = self.resolver.for_slot(slot).ok_or(FsError::BadHandle)?;
-        Ok((fs, fh.0 & ((1 << LOCAL_BITS) - 1)))
-    }
-
-    fn open_flags(&self) -> FopenFlags {
-        if self.resolver.direct_io() { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
-    }
-
-    /// Serves one request: `work` (already bound to its filesystem, or the error that prevented
-    /// that) runs on the runtime and `done` replies with its result. Every failure is replied as its
-    /// errno and logged once ([`reply::failed`]).
-    fn serve<R, T, W>(&self, op: &'static str, reply: R, work: FsResult<W>, done: impl FnOnce(R, T) + Send + 'static)
-    where
-        R: ErrorReply,
-        T: Send + 'static,
-        W: Future<Output = FsResult<T>> + Send + 'static,
-    {
-        let work = match work {
-            Ok(work) => work,
-            Err(e) => return reply.fail(failed(op, &e)),
-        };
-        self.rt.spawn(async move {
-            match work.await {
-                Ok(value) => done(reply, value),
-                Err(e) => reply.fail(failed(op, &e)),
-            }
-        });
-    }
-
-    /// [`FuseAdapter::serve`] for requests answered with a new entry (lookup, mkdir, symlink,
-    /// mknod): the filesystem has counted the kernel's reference.
-    fn serve_entry<W>(&self, op: &'static str, reply: ReplyEntry, work: FsResult<W>)
-    where
-        W: Future<Output = FsResult<Stat>> + Send + 'static,
-    {
-        let ttl = self.ttl();
-        self.serve(op, reply, work, move |r, stat: Stat| r.entry(&ttl, &to_attr(&stat), Generation(0)));
-    }
-}
-
-fn handle(slot: u16, local: u64) -> FileHandle {
-    FileHandle(((slot as u64) << LOCAL_BITS) | local)
-}
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -433,16 +362,5 @@ impl Filesystem for FuseAdapter {
         // S3 has no capacity to report: large, sane numbers keep df and file managers happy.
         const BLOCKS: u64 = 1 << 40;
         reply.statfs(BLOCKS, BLOCKS, BLOCKS, 1 << 32, 1 << 32, 1 << 20, 255, 1 << 20);
-    }
-}
-
-impl FuseAdapter {
-    /// The entries a directory handle holds (none for the empty root of a user without login).
-    fn dir_snapshot(&self, fh: FileHandle) -> FsResult<Arc<Vec<crate::fs::DirEntry>>> {
-        if fh.0 == EMPTY_DIR {
-            return Ok(Arc::default());
-        }
-        let (fs, local) = self.fs_of_handle(fh)?;
-        fs.dir_entries(local).ok_or(FsError::BadHandle)
     }
 }

@@ -1,0 +1,102 @@
+//! The adapter's state and its one way of serving a request: pick the filesystem, run the work
+//! as a task, reply, and log every failure with its errno.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{FileHandle, FopenFlags, Generation, ReplyEntry, Request};
+
+use super::reply::{ErrorReply, failed, name_str, to_attr};
+use super::{EMPTY_DIR, LOCAL_BITS};
+use crate::fs::{Fs, FsError, FsResult, Stat};
+use crate::resolver::FsResolver;
+
+pub struct FuseAdapter {
+    pub(super) resolver: Arc<dyn FsResolver>,
+    rt: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(resolver: Arc<dyn FsResolver>, rt: tokio::runtime::Handle) -> Self {
+        FuseAdapter { resolver, rt }
+    }
+
+    pub(super) fn ttl(&self) -> Duration {
+        self.resolver.ttl()
+    }
+
+    /// The caller's filesystem and its slot.
+    pub(super) fn fs(&self, req: &Request) -> FsResult<(u16, Arc<Fs>)> {
+        self.resolver.for_uid(req.uid(), req.gid())
+    }
+
+    /// The caller's filesystem and a name from the kernel, checked.
+    pub(super) fn fs_and_name(&self, req: &Request, name: &OsStr) -> FsResult<(Arc<Fs>, String)> {
+        let name = name_str(name)?;
+        Ok((self.fs(req)?.1, name))
+    }
+
+    /// The filesystem that issued `fh`, and the handle as that filesystem knows it.
+    pub(super) fn fs_of_handle(&self, fh: FileHandle) -> FsResult<(Arc<Fs>, u64)> {
+        let slot = (fh.0 >> LOCAL_BITS) as u16;
+        let fs = self.resolver.for_slot(slot).ok_or(FsError::BadHandle)?;
+        Ok((fs, fh.0 & ((1 << LOCAL_BITS) - 1)))
+    }
+
+    pub(super) fn open_flags(&self) -> FopenFlags {
+        if self.resolver.direct_io() { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
+    }
+
+    /// Serves one request: `work` (already bound to its filesystem, or the error that prevented
+    /// that) runs on the runtime and `done` replies with its result. Every failure is replied as its
+    /// errno and logged once ([`reply::failed`]).
+    pub(super) fn serve<R, T, W>(
+        &self,
+        op: &'static str,
+        reply: R,
+        work: FsResult<W>,
+        done: impl FnOnce(R, T) + Send + 'static,
+    ) where
+        R: ErrorReply,
+        T: Send + 'static,
+        W: Future<Output = FsResult<T>> + Send + 'static,
+    {
+        let work = match work {
+            Ok(work) => work,
+            Err(e) => return reply.fail(failed(op, &e)),
+        };
+        self.rt.spawn(async move {
+            match work.await {
+                Ok(value) => done(reply, value),
+                Err(e) => reply.fail(failed(op, &e)),
+            }
+        });
+    }
+
+    /// [`FuseAdapter::serve`] for requests answered with a new entry (lookup, mkdir, symlink,
+    /// mknod): the filesystem has counted the kernel's reference.
+    pub(super) fn serve_entry<W>(&self, op: &'static str, reply: ReplyEntry, work: FsResult<W>)
+    where
+        W: Future<Output = FsResult<Stat>> + Send + 'static,
+    {
+        let ttl = self.ttl();
+        self.serve(op, reply, work, move |r, stat: Stat| r.entry(&ttl, &to_attr(&stat), Generation(0)));
+    }
+}
+
+pub(super) fn handle(slot: u16, local: u64) -> FileHandle {
+    FileHandle(((slot as u64) << LOCAL_BITS) | local)
+}
+
+impl FuseAdapter {
+    /// The entries a directory handle holds (none for the empty root of a user without login).
+    pub(super) fn dir_snapshot(&self, fh: FileHandle) -> FsResult<Arc<Vec<crate::fs::DirEntry>>> {
+        if fh.0 == EMPTY_DIR {
+            return Ok(Arc::default());
+        }
+        let (fs, local) = self.fs_of_handle(fh)?;
+        fs.dir_entries(local).ok_or(FsError::BadHandle)
+    }
+}
