@@ -140,49 +140,7 @@ impl S3ObjectClient {
             use futures::StreamExt;
             let results: Vec<Result<CompletedPart, ObjectError>> = futures::stream::iter(0..parts)
                 .map(|i| {
-                    let upload_id = upload_id.clone();
-                    async move {
-                        let offset = i * part_size;
-                        let len = part_size.min(size - offset);
-                        let md5 = match self.checksums {
-                            Checksums::Md5 => Some(
-                                md5_of(path, offset, len)
-                                    .await
-                                    .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
-                            ),
-                            Checksums::Crc32c | Checksums::Off => None,
-                        };
-                        let out = self
-                            .provider
-                            .with_fresh_credentials(|| async {
-                                let body = ByteStream::read_from()
-                                    .path(path)
-                                    .offset(offset)
-                                    .length(Length::Exact(len))
-                                    .build()
-                                    .await
-                                    .map_err(SdkError::construction_failure)?;
-                                self.client
-                                    .upload_part()
-                                    .bucket(bucket)
-                                    .key(key)
-                                    .upload_id(&upload_id)
-                                    .part_number(i as i32 + 1)
-                                    .body(body)
-                                    .set_content_md5(md5.as_ref().map(base64_md5))
-                                    .set_checksum_algorithm(self.flexible_checksum())
-                                    .send()
-                                    .await
-                            })
-                            .await
-                            .map_err(self.failed())?;
-                        let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
-                        Ok(CompletedPart::builder()
-                            .part_number(i as i32 + 1)
-                            .e_tag(etag)
-                            .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
-                            .build())
-                    }
+                    self.upload_part(bucket, key, &upload_id, path, i, part_size.min(size - i * part_size), part_size)
                 })
                 .buffered(PART_CONCURRENCY)
                 .collect()
@@ -218,4 +176,60 @@ pub(super) fn written(key: &str, size: u64, etag: Option<&str>, meta: &FileMeta)
     let etag = etag.ok_or_else(|| not_s3(key, "the upload", "without an ETag"))?;
     let meta = FileMeta { known: true, ..*meta };
     Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now(), meta })
+}
+
+impl S3ObjectClient {
+    /// Part `index` (from 0) of a multipart upload: `len` bytes of the file at `index * part_size`.
+    #[allow(clippy::too_many_arguments)] // one part is named by all of these; a struct would only rename them
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+        index: u64,
+        len: u64,
+        part_size: u64,
+    ) -> Result<CompletedPart, ObjectError> {
+        let offset = index * part_size;
+        let md5 = match self.checksums {
+            Checksums::Md5 => Some(
+                md5_of(path, offset, len)
+                    .await
+                    .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
+            ),
+            Checksums::Crc32c | Checksums::Off => None,
+        };
+        let number = index as i32 + 1;
+        let out = self
+            .provider
+            .with_fresh_credentials(|| async {
+                let body = ByteStream::read_from()
+                    .path(path)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(SdkError::construction_failure)?;
+                self.client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .set_content_md5(md5.as_ref().map(base64_md5))
+                    .set_checksum_algorithm(self.flexible_checksum())
+                    .send()
+                    .await
+            })
+            .await
+            .map_err(self.failed())?;
+        let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .e_tag(etag)
+            .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
+            .build())
+    }
 }
