@@ -124,33 +124,9 @@ pub async fn sign_in(
     writeln!(out, "Waiting up to {} s for the browser to come back to {redirect} ...", opts.timeout.as_secs()).ok();
     out.flush().ok();
 
-    let (found, mut answers) = tokio::sync::mpsc::channel(1);
-    let secret = std::sync::Arc::new(state.secret().clone());
-    let wait = async {
-        loop {
-            tokio::select! {
-                Some(done) = answers.recv() => return done,
-                accepted = accept(&listener, listener6.as_ref()) => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let (found, secret) = (found.clone(), secret.clone());
-                    tokio::spawn(async move {
-                        if let Some(done) = handle(stream, &secret).await {
-                            let _ = found.send(done).await;
-                        }
-                    });
-                }
-            }
-        }
-    };
-    let waited = tokio::time::timeout(opts.timeout, wait).await;
+    let waited = wait_for_answer(&listener, listener6.as_ref(), state.secret(), opts.timeout).await;
     drop(redirect_page);
-    let (mut stream, answer) = waited.map_err(|_| {
-        IdentityError::Config(format!(
-            "no answer from the browser within {} s. Finish signing in sooner (`--timeout` allows more time), or \
-             use `ssofs login --device-code` on a machine without a usable browser",
-            opts.timeout.as_secs()
-        ))
-    })?;
+    let (mut stream, answer) = waited?;
 
     let result = match answer {
         Answer::Code(code) => {
@@ -183,6 +159,41 @@ pub async fn sign_in(
     };
     respond(&mut stream, if result.is_ok() { "200 OK" } else { "400 Bad Request" }, &page).await;
     result
+}
+
+/// Serves the loopback redirect until one request carries the sign-in's answer (requests without
+/// the state secret get a 400 and the wait goes on), or `timeout` passes.
+async fn wait_for_answer(
+    listener: &TcpListener,
+    listener6: Option<&TcpListener>,
+    secret: &str,
+    timeout: std::time::Duration,
+) -> Result<(tokio::net::TcpStream, Answer), IdentityError> {
+    let (found, mut answers) = tokio::sync::mpsc::channel(1);
+    let secret = std::sync::Arc::new(secret.to_string());
+    let wait = async {
+        loop {
+            tokio::select! {
+                Some(done) = answers.recv() => return done,
+                accepted = accept(listener, listener6) => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let (found, secret) = (found.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        if let Some(done) = handle(stream, &secret).await {
+                            let _ = found.send(done).await;
+                        }
+                    });
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| {
+        IdentityError::Config(format!(
+            "no answer from the browser within {} s. Finish signing in sooner (`--timeout` allows more time), or \
+             use `ssofs login --device-code` on a machine without a usable browser",
+            timeout.as_secs()
+        ))
+    })
 }
 
 enum Answer {
