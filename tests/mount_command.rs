@@ -45,6 +45,17 @@ fn server_pid(mountpoint: &Path) -> Option<i32> {
     })
 }
 
+/// The state letter of a process (`R`, `S`, `Z`…), if it exists.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
+/// Gone, or a zombie (exited, not yet reaped by whoever adopted it).
+fn finished(pid: i32) -> bool {
+    matches!(process_state(pid), None | Some('Z') | Some('X'))
+}
+
 fn vm_hwm_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -267,5 +278,43 @@ async fn leftovers_belong_to_their_own_mount() {
     let (found, uploaded) = (said.find("found 1 file(s)"), said.find("uploaded analytics-raw/orphan.txt"));
     assert!(found.is_some() && uploaded.is_some() && found < uploaded, "lists what it found, then acts: {said}");
     assert!(tokio::task::block_in_place(|| e.ssofs(&["unmount", &o])).status.success());
+    e.stack.shutdown().await;
+}
+
+/// `ssofs unmount` returns only once the mount has uploaded what is open and its process is gone,
+/// so a mount made at once on the same path stays. Before, the old process, still finishing, tore
+/// the new mount down within a second (3 times out of 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn ssofs_unmount_waits_for_the_mount_to_end_so_a_remount_at_once_stays() {
+    let e = env("remount").await;
+    let mnt = e.dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"])).status.success());
+    let m = mnt.to_str().unwrap().to_string();
+    let s3 = mount_support::root_s3(&e.stack);
+    for round in 0..3 {
+        let out = tokio::task::block_in_place(|| e.ssofs(&["mount", &m]));
+        assert!(out.status.success(), "round {round}: {}", text(&out));
+        let pid = server_pid(&mnt).expect("the background server runs");
+        // A file still open when the unmount is asked for is uploaded before it returns.
+        let key = format!("open-at-unmount-{round}.txt");
+        let mut open = std::fs::File::create(mnt.join("analytics-raw").join(&key)).unwrap();
+        use std::io::Write;
+        open.write_all(b"still open").unwrap();
+        let out = tokio::task::block_in_place(|| e.ssofs(&["unmount", &m]));
+        assert!(out.status.success(), "round {round}: {}", text(&out));
+        assert!(finished(pid), "round {round}: the old mount process still runs: {:?}", process_state(pid));
+        drop(open);
+        let got =
+            s3.get_object().bucket("analytics-raw").key(&key).send().await.expect("uploaded before unmount returned");
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"still open");
+    }
+    let out = tokio::task::block_in_place(|| e.ssofs(&["mount", &m]));
+    assert!(out.status.success(), "{}", text(&out));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(is_mounted(&mnt), "the new mount is still there");
+    assert!(tokio::task::block_in_place(|| std::fs::read_dir(&mnt).unwrap().count()) > 0);
+    let out = tokio::task::block_in_place(|| e.ssofs(&["unmount", &m]));
+    assert!(out.status.success(), "{}", text(&out));
     e.stack.shutdown().await;
 }

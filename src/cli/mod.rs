@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, command: Command) -> Result<ExitCode, CliError> {
         Command::Logout => done(logout::run(ctx)),
         Command::Mount(a) => done(mount::run(ctx, a)),
         Command::Recover(a) => done(recover::run(ctx, &a)),
-        Command::Unmount(a) => done(unmount::run(&a)),
+        Command::Unmount(a) => done(unmount::run(ctx, &a)),
         Command::Doctor(a) => doctor::run(ctx, &a),
         Command::GenerateDocs(a) => done(generate_docs::run(&a)),
     }

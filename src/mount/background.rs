@@ -81,7 +81,22 @@ pub(super) fn lazy_unmount(mountpoint: &Path) -> Result<(), MountError> {
     if status.success() { Ok(()) } else { Err(MountError::DetachFailed(mountpoint.to_path_buf())) }
 }
 
-/// `ssofs unmount`: the same as `fusermount3 -u`; the serving process flushes and exits.
+/// `ssofs unmount`: asks the mount to upload and stop through its control socket, and returns once its
+/// process has finished with the mountpoint; `fusermount3 -u` where no socket of ours answers.
+pub fn unmount_and_wait(mountpoint: &Path, state_dir: Option<&Path>) -> Result<(), MountError> {
+    // The mount's own control socket: it uploads, unmounts and exits, and this returns only then.
+    if let Some(state_dir) = state_dir {
+        let asked = super::control::request_stop(state_dir, mountpoint, UNMOUNT_WAIT)
+            .map_err(|source| MountError::Control { path: mountpoint.to_path_buf(), source })?;
+        if let super::control::Stopped::Exited = asked {
+            return Ok(());
+        }
+    }
+    // Another user's mount, or one from before control sockets: the kernel's way.
+    unmount(mountpoint)
+}
+
+/// `fusermount3 -u`: the kernel ends the session; the serving process uploads and exits on its own.
 pub fn unmount(mountpoint: &Path) -> Result<(), MountError> {
     let status = std::process::Command::new("fusermount3")
         .arg("-u")
@@ -91,3 +106,7 @@ pub fn unmount(mountpoint: &Path) -> Result<(), MountError> {
         .map_err(MountError::NoFusermount)?;
     if status.success() { Ok(()) } else { Err(MountError::UnmountFailed(mountpoint.to_path_buf())) }
 }
+
+/// How long `ssofs unmount` waits for the uploads of files still open before it returns (they go
+/// on in the background after that).
+const UNMOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(600);

@@ -70,4 +70,10 @@ pub enum MountError {
     DetachFailed(PathBuf),
     #[error("unmounting {} failed", .0.display())]
     UnmountFailed(PathBuf),
+    #[error("asking the mount at {} to stop: {source}", path.display())]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -7,6 +7,7 @@
 //! any other (a mock, for a mount with no server behind it).
 
 mod background;
+pub mod control;
 mod error;
 pub mod options;
 mod preflight;
@@ -23,7 +24,7 @@ use crate::fuse::FuseAdapter;
 use crate::identity::TokenStore;
 use crate::resolver::{FsResolver, MultiUser, SingleUser};
 use crate::stack::{ClientBuilder, S3Stack};
-pub use background::unmount;
+pub use background::{unmount, unmount_and_wait};
 pub use error::MountError;
 pub use options::MountOptions;
 pub use preflight::preflight;
@@ -113,9 +114,14 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
         unsafe { libc::setsid() };
     }
     tracing::info!(mountpoint = %req.mountpoint.display(), profile = %profile.name, "mounted");
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let socket = control::socket_path(&req.state_dir, &req.mountpoint);
+    if let Err(e) = control::serve(&rt, &socket, stop.clone()) {
+        tracing::warn!(socket = %socket.display(), error = %e, "no control socket; `ssofs unmount` falls back to fusermount3");
+    }
     background::announce_ready(ready);
 
-    if rt.block_on(stop_signal(&background)) {
+    if rt.block_on(stop_signal(&background, &stop)) {
         // Files still open get their data uploaded before the mount goes away; later writes are
         // refused so nothing is staged that no upload would pick up.
         rt.block_on(flush_all(resolver.as_ref()));
@@ -129,6 +135,7 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
         background.join().map_err(MountError::SessionEnded)?;
     }
     tracing::info!(mountpoint = %req.mountpoint.display(), "unmounted");
+    let _ = std::fs::remove_file(&socket);
     Ok(())
 }
 
@@ -188,8 +195,9 @@ fn fuse_config(options: &MountOptions, profile: &Profile) -> fuser::Config {
     config
 }
 
-/// Waits for SIGTERM/SIGINT (true) or for the session to end by an external unmount (false).
-async fn stop_signal(background: &fuser::BackgroundSession) -> bool {
+/// Waits for SIGTERM/SIGINT or `ssofs unmount` (true), or for the session to end by an external
+/// unmount (false).
+async fn stop_signal(background: &fuser::BackgroundSession, stop: &tokio::sync::Notify) -> bool {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return false;
@@ -198,6 +206,7 @@ async fn stop_signal(background: &fuser::BackgroundSession) -> bool {
         tokio::select! {
             _ = term.recv() => return true,
             _ = int.recv() => return true,
+            _ = stop.notified() => return true,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 if background.guard.is_finished() {
                     return false;
