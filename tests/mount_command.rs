@@ -1,7 +1,7 @@
 //! `ssofs mount` as a user runs it: fails early with the reason when it cannot work, otherwise returns
 //! once the mount is ready; SIGTERM uploads what is being written, then unmounts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod mount_support;
 
@@ -34,29 +34,18 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// The pid of the background `ssofs mount` serving `mountpoint`.
-fn server_pid(mountpoint: &Path) -> Option<i32> {
-    let want = mountpoint.to_string_lossy().to_string();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
-        (args.iter().any(|a| a == "mount") && args.contains(&want)).then_some(pid)
-    })
-}
-
 /// The state letter of a process (`R`, `S`, `Z`…), if it exists.
-fn process_state(pid: i32) -> Option<char> {
+fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
 }
 
 /// Gone, or a zombie (exited, not yet reaped by whoever adopted it).
-fn finished(pid: i32) -> bool {
+fn finished(pid: u32) -> bool {
     matches!(process_state(pid), None | Some('Z') | Some('X'))
 }
 
-fn vm_hwm_kib(pid: i32) -> u64 {
+fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -97,7 +86,7 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
     let line = mount_support::mount_line(&mnt).unwrap();
     assert!(!line.contains("allow_other"), "a default mount is for its owner only: {line}");
     eprintln!("ssofs mount returned after {} ms", started.elapsed().as_millis());
-    let pid = server_pid(&mnt).expect("the background server runs");
+    let pid = mount_support::server_pid(&mnt).expect("the background server runs");
 
     // Peak memory of the serving process while reading a 100 MiB object.
     let body: Vec<u8> = (0..100u32 << 20).map(|i| (i % 249) as u8).collect();
@@ -118,7 +107,7 @@ async fn mount_returns_when_ready_and_sigterm_uploads_pending_writes() {
     let mut f = std::fs::File::create(&pending).unwrap();
     use std::io::Write;
     f.write_all(b"written, not yet closed").unwrap();
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(Instant::now() < deadline, "the mount did not stop on SIGTERM");
@@ -141,12 +130,12 @@ async fn writes_staged_when_ssofs_is_killed_are_reported_and_recovered() {
     assert!(login.status.success(), "{}", text(&login));
     let m = mnt.to_str().unwrap().to_string();
     assert!(tokio::task::block_in_place(|| e.ssofs(&["mount", &m])).status.success());
-    let pid = server_pid(&mnt).unwrap();
+    let pid = mount_support::server_pid(&mnt).unwrap();
     let mut f = std::fs::File::create(mnt.join("analytics-raw/unsaved.txt")).unwrap();
     use std::io::Write;
     f.write_all(b"typed just before the crash").unwrap();
     // Killed with the file still open: nothing was uploaded.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -230,7 +219,7 @@ async fn an_unmount_by_the_user_logs_no_failure() {
     let (m, l) = (mnt.to_str().unwrap().to_string(), log.to_str().unwrap().to_string());
     let out = tokio::task::block_in_place(|| e.ssofs(&["mount", &m, "-o", &format!("log_file={l}")]));
     assert!(out.status.success(), "{}", text(&out));
-    let pid = server_pid(&mnt).expect("the background server runs");
+    let pid = mount_support::server_pid(&mnt).expect("the background server runs");
     let unmounted = tokio::task::block_in_place(|| Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap());
     assert!(unmounted.success());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -256,11 +245,11 @@ async fn leftovers_belong_to_their_own_mount() {
     assert!(tokio::task::block_in_place(|| e.ssofs(&["login", "--device-code", "--no-qr"])).status.success());
     let (c, o) = (crashed.to_str().unwrap().to_string(), other.to_str().unwrap().to_string());
     assert!(tokio::task::block_in_place(|| e.ssofs(&["mount", &c])).status.success());
-    let pid = server_pid(&crashed).unwrap();
+    let pid = mount_support::server_pid(&crashed).unwrap();
     let mut f = std::fs::File::create(crashed.join("analytics-raw/orphan.txt")).unwrap();
     use std::io::Write;
     f.write_all(b"left by the crashed mount").unwrap();
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -295,7 +284,7 @@ async fn ssofs_unmount_waits_for_the_mount_to_end_so_a_remount_at_once_stays() {
     for round in 0..3 {
         let out = tokio::task::block_in_place(|| e.ssofs(&["mount", &m]));
         assert!(out.status.success(), "round {round}: {}", text(&out));
-        let pid = server_pid(&mnt).expect("the background server runs");
+        let pid = mount_support::server_pid(&mnt).expect("the background server runs");
         // A file still open when the unmount is asked for is uploaded before it returns.
         let key = format!("open-at-unmount-{round}.txt");
         let mut open = std::fs::File::create(mnt.join("analytics-raw").join(&key)).unwrap();

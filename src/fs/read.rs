@@ -17,9 +17,14 @@ use crate::object::{ObjectClient, ObjectError};
 
 pub const BLOCK: u64 = 1 << 20;
 const PART_BLOCKS: u64 = 8;
-pub const MAX_WINDOW: u64 = 64 << 20;
+/// Read-ahead of one reader at most, and of all readers of a mount together (the budget): within
+/// the 64 MiB a mount may use beyond its cache_size, with room for the process itself (24 MiB
+/// mounted, debug build) and each reader's current block. Three 8 MiB parts in flight keep one
+/// reader busy on a local endpoint.
+pub const MAX_WINDOW: u64 = 24 << 20;
 
-type Fetch = Shared<BoxFuture<'static, Result<Bytes, ObjectError>>>;
+/// A part being fetched: its blocks, each its own buffer (what the cache keeps).
+type Fetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, ObjectError>>>;
 
 /// Read-ahead bytes in flight across all readers, in blocks.
 pub type ReadAheadBudget = Arc<tokio::sync::Semaphore>;
@@ -132,14 +137,14 @@ impl Reader {
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
         let task = tokio::spawn(async move {
             let etag_arg = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
-            let data = client.get_range(&block0.bucket, &block0.key, range, etag_arg).await;
+            let blocks = client.get_blocks(&block0.bucket, &block0.key, range, etag_arg, BLOCK as usize).await;
             // The bytes now count against the block cache, not the read-ahead budget.
             drop(permit);
-            let data = data?;
-            for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
-                cache.insert(BlockKey { block: first + i as u64, ..block0.clone() }, data.slice_ref(chunk));
+            let blocks = blocks?;
+            for (i, data) in blocks.iter().enumerate() {
+                cache.insert(BlockKey { block: first + i as u64, ..block0.clone() }, data.clone());
             }
-            Ok(data)
+            Ok(Arc::new(blocks))
         });
         async move { task.await.unwrap_or_else(|e| Err(ObjectError::Other(format!("read task failed: {e}")))) }
             .boxed()
@@ -161,11 +166,6 @@ impl Reader {
             }
         };
         let part = fetch.await.map_err(FsError::from)?;
-        let from = ((block - start) * BLOCK) as usize;
-        let to = (from + BLOCK as usize).min(part.len());
-        if from >= to {
-            return Ok(Bytes::new());
-        }
-        Ok(part.slice(from..to))
+        Ok(part.get((block - start) as usize).cloned().unwrap_or_default())
     }
 }

@@ -90,6 +90,7 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
 }
 
 fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd>) -> Result<(), MountError> {
+    fixed_mmap_threshold();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(MountError::Runtime)?;
     let mut profile = req.profile.clone();
     req.options.apply_to(&mut profile);
@@ -137,6 +138,15 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
     tracing::info!(mountpoint = %req.mountpoint.display(), "unmounted");
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Buffers of 128 KiB and more (block-cache blocks, parts in flight) get pages of their own that
+/// go back to the system when freed. glibc otherwise raises this threshold each time such a buffer
+/// is freed, after which 1 MiB blocks come from per-thread arenas that keep what was freed: ten
+/// users reading through a 32 MiB cache peaked at 629 MiB, 141 MiB with the threshold fixed.
+fn fixed_mmap_threshold() {
+    // SAFETY: mallopt only changes the allocator's tuning; a fixed threshold is always valid.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
 }
 
 /// The resolver of a multi-user mount, with the sweeper that drops idle identities.

@@ -101,6 +101,17 @@ impl<C: ObjectClient> ObjectClient for FailingClient<C> {
         self.check(Op::GetRange, k).await?;
         self.inner.get_range(b, k, r, e).await
     }
+    async fn get_blocks(
+        &self,
+        b: &str,
+        k: &str,
+        r: Range<u64>,
+        e: Option<&str>,
+        block: usize,
+    ) -> Result<Vec<Bytes>, ObjectError> {
+        self.check(Op::GetRange, k).await?;
+        self.inner.get_blocks(b, k, r, e, block).await
+    }
     async fn put_file(&self, b: &str, k: &str, f: &File, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.check(Op::PutFile, k).await?;
         self.inner.put_file(b, k, f, m).await

@@ -81,6 +81,21 @@ pub trait ObjectClient: Send + Sync + 'static {
         etag: Option<&str>,
     ) -> Result<Bytes, ObjectError>;
 
+    /// As [`ObjectClient::get_range`], in buffers of `block` bytes each (the last may be shorter):
+    /// what the block cache keeps, so that one cached block never holds a whole part's buffer.
+    /// Clients that can fill block buffers as the body arrives override this.
+    async fn get_blocks(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+        block: usize,
+    ) -> Result<Vec<Bytes>, ObjectError> {
+        let data = self.get_range(bucket, key, range, etag).await?;
+        Ok(data.chunks(block.max(1)).map(Bytes::copy_from_slice).collect())
+    }
+
     /// Uploads an open local file as the object (multipart when large); returns the new object's
     /// info. The data is read through this descriptor (never by opening a path again, which someone
     /// could have swapped for a symlink since it was written).

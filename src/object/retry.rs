@@ -113,6 +113,17 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         self.run("GetObject", || self.inner.get_range(bucket, key, range.clone(), etag)).await
     }
 
+    async fn get_blocks(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+        block: usize,
+    ) -> Result<Vec<Bytes>, ObjectError> {
+        self.run("GetObject", || self.inner.get_blocks(bucket, key, range.clone(), etag, block)).await
+    }
+
     async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.retry("PutObject", false, || self.inner.put_file(bucket, key, file, meta)).await
     }

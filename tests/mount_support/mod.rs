@@ -54,6 +54,17 @@ pub fn ssofs_cli(stack: &ssofs_devstack::Running, dir: &Path, args: &[&str]) -> 
         .unwrap()
 }
 
+/// The pid of the background `ssofs mount` serving `mountpoint`.
+pub fn server_pid(mountpoint: &Path) -> Option<u32> {
+    let want = mountpoint.to_string_lossy().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
+        (args.iter().any(|a| a == "mount") && args.contains(&want)).then_some(pid)
+    })
+}
+
 pub fn unique_dir(tag: &str) -> PathBuf {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     std::env::temp_dir().join(format!("ssofs-{tag}-{}-{n}", std::process::id()))
