@@ -8,7 +8,7 @@ test:
 	scripts/install-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	@# nextest runs the test binaries in parallel (the slow end-to-end ones overlap); cargo test otherwise.
+	@# nextest runs each test in a process of its own, in parallel; cargo test otherwise.
 	if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --all-targets --no-fail-fast; else cargo test --workspace --all-targets --no-fail-fast; fi
 
 lint:
