@@ -14,6 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use md5::Digest;
 
+mod download;
 mod errors;
 mod transport;
 mod upload;
@@ -271,124 +272,6 @@ impl ObjectClient for S3ObjectClient {
 /// MD5 of bytes `offset..offset+len` of the file at `path` (a `/proc/self/fd/N` link), read in a
 /// blocking task: a second pass over data just written, from the page cache (MD5 runs at about
 /// 600 MB/s on one core, so 16 MiB costs some 27 ms, small beside sending it).
-impl S3ObjectClient {
-    /// `range` of the object in buffers of `block` bytes, filled as the body arrives (one copy,
-    /// overlapped with the transfer; no buffer of the whole part besides). Checked: the object
-    /// asked for (ETag), and exactly the bytes asked for.
-    async fn fetch_range(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: Range<u64>,
-        etag: Option<&str>,
-        block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
-        if range.is_empty() {
-            return Ok(Vec::new());
-        }
-        let header = format!("bytes={}-{}", range.start, range.end - 1);
-        let out = self
-            .provider
-            .with_fresh_credentials(|| {
-                self.client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .range(header.clone())
-                    .set_if_match(etag.map(str::to_string))
-                    .send()
-            })
-            .await
-            .map_err(self.failed())?;
-        // What came back must be the object asked for and exactly the bytes asked for: a proxy's
-        // page, a server ignoring Range or a reply cut short must never be shown as file content.
-        match (out.e_tag(), etag) {
-            (None, _) => return Err(not_s3(key, "GetObject", "without an ETag")),
-            (Some(got), Some(want)) if got.trim_matches('"') != want.trim_matches('"') => {
-                return Err(ObjectError::Changed);
-            }
-            _ => {}
-        }
-        let expected = match out.content_range() {
-            Some(r) => match parse_content_range(r) {
-                Some((first, last)) if first == range.start && last < range.end && first <= last => {
-                    Some(last - first + 1)
-                }
-                _ => return Err(not_s3(key, "GetObject", &format!("Content-Range {r:?} for bytes={}-", range.start))),
-            },
-            None => None, // 200 with the whole object: Range ignored; the part is cut out below
-        };
-        // A server that ignores Range sends the whole object (no Content-Range): skip to the start.
-        let (mut skip, want) = match expected {
-            Some(n) => (0, n),
-            None => (range.start, range.end - range.start),
-        };
-        let mut blocks = BlockFiller::new(want, block);
-        let mut body = out.body;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
-            let from = (skip as usize).min(chunk.len());
-            skip -= from as u64;
-            blocks.push(&chunk[from..]);
-            if expected.is_none() && blocks.received() >= want {
-                break;
-            }
-        }
-        match expected {
-            Some(n) if blocks.received() != n => Err(ObjectError::Unavailable(format!(
-                "reading {key}: the reply held {} bytes where its Content-Range promised {n}",
-                blocks.received()
-            ))),
-            _ => Ok(blocks.finish()),
-        }
-    }
-}
-
-/// Cuts a body into buffers of `block` bytes as it arrives, keeping at most `want` bytes.
-struct BlockFiller {
-    want: u64,
-    block: usize,
-    done: Vec<Bytes>,
-    current: bytes::BytesMut,
-    received: u64,
-}
-
-impl BlockFiller {
-    fn new(want: u64, block: usize) -> Self {
-        let block = block.max(1);
-        let first = (want as usize).min(block);
-        BlockFiller { want, block, done: Vec::new(), current: bytes::BytesMut::with_capacity(first), received: 0 }
-    }
-
-    fn push(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.received < self.want {
-            let room = self.block - self.current.len();
-            let take = room.min(data.len()).min((self.want - self.received) as usize);
-            self.current.extend_from_slice(&data[..take]);
-            self.received += take as u64;
-            data = &data[take..];
-            if self.current.len() == self.block {
-                let left = ((self.want - self.received) as usize).min(self.block);
-                let full = std::mem::replace(&mut self.current, bytes::BytesMut::with_capacity(left));
-                self.done.push(full.freeze());
-            }
-        }
-        // More than asked for (a server ignoring Range past the end): counted, not kept.
-        self.received += data.len() as u64;
-    }
-
-    fn received(&self) -> u64 {
-        self.received
-    }
-
-    fn finish(mut self) -> Vec<Bytes> {
-        if !self.current.is_empty() {
-            self.done.push(self.current.freeze());
-        }
-        self.done
-    }
-}
-
 /// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
 fn urlencode_key(key: &str) -> String {
     key.split('/').map(percent_encode).collect::<Vec<_>>().join("/")
@@ -410,7 +293,7 @@ fn percent_encode(s: &str) -> String {
 mod tests {
     #[test]
     fn bodies_are_cut_into_blocks_as_they_arrive_and_never_past_what_was_asked() {
-        let mut f = super::BlockFiller::new(10, 4);
+        let mut f = super::download::BlockFiller::new(10, 4);
         for chunk in [&b"ab"[..], b"cdefg", b"h", b"ijXX"] {
             f.push(chunk);
         }
