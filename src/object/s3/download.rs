@@ -126,4 +126,3 @@ impl BlockFiller {
         self.done
     }
 }
-
