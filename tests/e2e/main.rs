@@ -32,6 +32,7 @@ mod posix_several_handles;
 mod real_servers;
 mod real_tools;
 mod recover_refuses_hostile_staging;
+mod rename_flags;
 mod status_shows_the_signed_in_user;
 mod systemd_automount_from_fstab;
 mod tls_devstack;
