@@ -69,14 +69,7 @@ impl FsError {
 
     /// The error with its sources, for logs: "S3 request failed: S3 unavailable: …".
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        crate::identity::login::error_chain(self)
     }
 }
 

@@ -52,11 +52,6 @@ pub struct Stat {
     pub gid: u32,
 }
 
-impl Stat {
-    /// The kind of a directory entry that is a directory (`.` and `..`).
-    pub const DIR: fuser::FileType = fuser::FileType::Directory;
-}
-
 /// One directory entry, with its attributes (readdirplus).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
@@ -116,17 +111,13 @@ impl Fs {
     /// are keyed by `config.uid`, so nobody is served another identity's.
     pub fn with_shared(client: Arc<dyn ObjectClient>, config: FsConfig, shared: &MountShared) -> Self {
         let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
-        let read_path = read::ReadPath {
-            client: client.clone(),
-            cache: shared.cache.clone(),
-            budget: shared.read_ahead.clone(),
-            identity: config.uid,
-        };
+        let read_path = read::ReadPath { client: client.clone(), shared: shared.clone(), identity: config.uid };
         let mut meta = match &config.root_bucket {
             Some(root) => superblock::Metadata::with_root_bucket(&root.bucket, &root.prefix),
             None => superblock::Metadata::default(),
         };
         meta.limits = config.metadata_limits;
+        meta.dir_ttl = config.dir_ttl;
         Fs {
             mounted_at: SystemTime::now(),
             quota,
@@ -194,7 +185,7 @@ impl Fs {
 
     /// Bytes the block cache holds (shared by every filesystem that shares the cache).
     pub fn block_cache_bytes(&self) -> u64 {
-        self.read_path.cache.bytes()
+        self.read_path.shared.cache.bytes()
     }
 }
 

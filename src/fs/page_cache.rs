@@ -15,12 +15,8 @@ pub(crate) struct PageCachePolicy {
 }
 
 impl PageCachePolicy {
-    /// A writer opened `ino`: its next read open must not keep pages from before.
-    pub(crate) fn written(&mut self, ino: u64) {
-        self.opened_etag.remove(&ino);
-    }
-
-    /// The kernel forgot `ino`: nothing of it is cached any more.
+    /// The next read open of `ino` must not keep pages from before: a writer opened it, or the
+    /// kernel forgot it.
     pub(crate) fn forget_inode(&mut self, ino: u64) {
         self.opened_etag.remove(&ino);
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use super::cache::{BlockCache, BlockKey};
+use super::cache::BlockKey;
 use super::error::{FsError, FsResult};
 use crate::object::{ObjectClient, ObjectError};
 
@@ -33,13 +33,12 @@ pub fn read_ahead_budget(bytes: u64) -> ReadAheadBudget {
     Arc::new(tokio::sync::Semaphore::new((bytes / BLOCK).max(PART_BLOCKS) as usize))
 }
 
-/// What every reader of one filesystem shares: where objects come from, the block cache, the
-/// read-ahead budget, and the identity its blocks are keyed by.
+/// What every reader of one filesystem shares: where objects come from, the mount's block cache
+/// and read-ahead budget, and the identity its blocks are keyed by.
 #[derive(Clone)]
 pub struct ReadPath {
     pub client: Arc<dyn ObjectClient>,
-    pub cache: Arc<dyn BlockCache>,
-    pub budget: ReadAheadBudget,
+    pub shared: super::MountShared,
     pub identity: u32,
 }
 
@@ -104,7 +103,7 @@ impl Reader {
     fn schedule(&mut self, from: u64, to: u64, ahead: bool) {
         let mut block = from;
         while block < to {
-            if self.inflight.contains_key(&block) || self.path.cache.contains(&self.block_key(block)) {
+            if self.inflight.contains_key(&block) || self.path.shared.cache.contains(&self.block_key(block)) {
                 block += 1;
                 continue;
             }
@@ -112,12 +111,12 @@ impl Reader {
             while block < to
                 && block - start < PART_BLOCKS
                 && !self.inflight.contains_key(&block)
-                && !self.path.cache.contains(&self.block_key(block))
+                && !self.path.shared.cache.contains(&self.block_key(block))
             {
                 block += 1;
             }
             let permit = if ahead {
-                match self.path.budget.clone().try_acquire_many_owned((block - start) as u32) {
+                match self.path.shared.read_ahead.clone().try_acquire_many_owned((block - start) as u32) {
                     Ok(p) => Some(p),
                     Err(_) => return,
                 }
@@ -132,7 +131,7 @@ impl Reader {
     }
 
     fn fetch(&self, first: u64, end_block: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Fetch {
-        let (client, cache) = (self.path.client.clone(), self.path.cache.clone());
+        let (client, cache) = (self.path.client.clone(), self.path.shared.cache.clone());
         let block0 = self.block0.clone();
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
         let task = tokio::spawn(async move {
@@ -152,7 +151,7 @@ impl Reader {
     }
 
     async fn block(&mut self, block: u64) -> FsResult<Bytes> {
-        if let Some(data) = self.path.cache.get(&self.block_key(block)) {
+        if let Some(data) = self.path.shared.cache.get(&self.block_key(block)) {
             return Ok(data);
         }
         let (start, fetch) = match self.inflight.get(&block) {

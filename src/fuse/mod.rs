@@ -16,15 +16,15 @@ use std::ffi::OsStr;
 use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use self::reply::{ErrorReply, failed, file_type, name_str, to_attr};
 use crate::fs::handles::OpenMode;
 use crate::fs::inode::ROOT;
-use crate::fs::{FsError, RenameMode, Stat};
+use crate::fs::{FsError, RenameMode};
 use crate::object::meta::FileMeta;
 
 /// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
@@ -313,7 +313,7 @@ impl Filesystem for FuseAdapter {
             Ok(entries) => entries,
             Err(e) => return reply.fail(failed("readdir", &e)),
         };
-        let dots = [(ino.0, ".".to_string(), Stat::DIR), (ino.0, "..".to_string(), Stat::DIR)];
+        let dots = [(ino.0, ".".to_string(), FileType::Directory), (ino.0, "..".to_string(), FileType::Directory)];
         let all = dots.into_iter().chain(entries.iter().map(|e| (e.stat.ino, e.name.clone(), file_type(&e.stat))));
         for (i, (ino, name, kind)) in all.enumerate().skip(offset as usize) {
             if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {

@@ -64,9 +64,8 @@ pub fn serve(rt: &tokio::runtime::Runtime, path: &Path, stop: Arc<Notify>) -> st
                 }
                 let _ = write.write_all(format!("stopping {}\n", std::process::id()).as_bytes()).await;
                 stop.notify_one();
-                // Held open until the runtime (and with it this task) goes away at the very end.
-                std::future::pending::<()>().await;
-                drop(write);
+                // `write` stays open until the runtime (and with it this task) goes away at the very end.
+                std::future::pending::<()>().await
             });
         }
     });

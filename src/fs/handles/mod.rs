@@ -191,7 +191,7 @@ impl Fs {
             let etag = inode.attr.etag.as_deref().unwrap_or("");
             return Ok(Some(Reader::new(self.read_path.clone(), &inode.bucket, &inode.key, etag, inode.attr.size)));
         }
-        self.state.lock().unwrap().page_cache.written(inode.ino);
+        self.state.lock().unwrap().page_cache.forget_inode(inode.ino);
         let mut f = file.lock().await;
         match &mut f.staged {
             Some(staged) if truncate => {

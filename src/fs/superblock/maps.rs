@@ -98,6 +98,8 @@ pub(crate) struct Metadata {
     /// Files created here and not yet uploaded: listed though S3 does not have them yet.
     pub(crate) local_only: HashSet<u64>,
     pub(crate) limits: Limits,
+    /// How long a listing is trusted (the mount's `dir_ttl`): older ones go at a sweep.
+    pub(crate) dir_ttl: Duration,
     last_sweep: (Instant, usize),
 }
 
@@ -110,6 +112,7 @@ impl Default for Metadata {
             negative: LruCache::unbounded(),
             local_only: HashSet::new(),
             limits: Limits::default(),
+            dir_ttl: Duration::from_secs(5),
             last_sweep: (Instant::now(), 0),
         }
     }
@@ -213,18 +216,19 @@ impl Metadata {
 
     /// Sweeps when due (see the module's comment). `in_use` says which inodes must stay whatever
     /// their lookup count (open files). Returns the inodes removed.
-    pub(crate) fn sweep_if_due(&mut self, dir_ttl: Duration, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
+    pub(crate) fn sweep_if_due(&mut self, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
         let (at, size) = self.last_sweep;
         let due = self.inodes.len() >= SWEEP_FLOOR.max(2 * size) || at.elapsed() >= SWEEP_EVERY;
         if !due {
             return Vec::new();
         }
-        self.sweep(dir_ttl, SWEEP_GRACE, in_use)
+        self.sweep(SWEEP_GRACE, in_use)
     }
 
     /// Drops expired negative entries and listings (the root's stays: it is shown while S3 cannot
     /// be asked), and inodes nobody holds.
-    pub(crate) fn sweep(&mut self, dir_ttl: Duration, grace: Duration, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
+    pub(crate) fn sweep(&mut self, grace: Duration, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
+        let dir_ttl = self.dir_ttl;
         let now = Instant::now();
         let expired: Vec<_> =
             self.negative.iter().filter(|(_, until)| **until <= now).map(|(k, _)| k.clone()).collect();

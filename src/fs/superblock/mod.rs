@@ -106,7 +106,6 @@ impl Fs {
     }
 
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        self.sweep_if_due();
         let dir = self.inode(ino)?;
         if !dir.kind.is_dir() {
             return Err(FsError::NotDir);
@@ -135,7 +134,6 @@ impl Fs {
 
     /// What `name` in `parent` is, from what the mount knows or from S3.
     pub(crate) async fn find(&self, parent: u64, name: &str) -> FsResult<Stat> {
-        self.sweep_if_due();
         let dir = self.inode(parent)?;
         if !dir.kind.is_dir() {
             return Err(FsError::NotDir);
@@ -297,23 +295,10 @@ impl Fs {
         }
     }
 
-    /// Drops what is due to go from the metadata maps (see `maps`); cheap when nothing is due.
-    fn sweep_if_due(&self) {
-        let mut st = self.state.lock().unwrap();
-        let State { meta, files, page_cache, .. } = &mut *st;
-        for ino in meta.sweep_if_due(self.config.dir_ttl, |ino| files.open.contains_key(&ino)) {
-            page_cache.forget_inode(ino);
-        }
-    }
-
     /// Sweeps the metadata maps now, dropping inodes nobody holds that were not described within
     /// `grace` (for tests and status).
     pub fn sweep_metadata(&self, grace: std::time::Duration) {
-        let mut st = self.state.lock().unwrap();
-        let State { meta, files, page_cache, .. } = &mut *st;
-        for ino in meta.sweep(self.config.dir_ttl, grace, |ino| files.open.contains_key(&ino)) {
-            page_cache.forget_inode(ino);
-        }
+        self.state.lock().unwrap().sweep(Some(grace));
     }
 
     /// The kernel dropped `n` references to `ino`: at zero, the inode and what hangs on it go.
@@ -349,5 +334,23 @@ pub(crate) fn upsert_seen(
     {
         return existing.clone();
     }
+    // Where the table grows, under the lock already held: cheap unless a sweep is due.
+    st.sweep(None);
     st.meta.inodes.upsert_with_key(parent, name, kind, attr, key)
+}
+
+impl State {
+    /// Drops what is due to go from the metadata maps (see `maps`), and the page-cache notes of the
+    /// inodes that went. With `grace`, now; without, only when a sweep is due.
+    pub(crate) fn sweep(&mut self, grace: Option<std::time::Duration>) {
+        let State { meta, files, page_cache, .. } = self;
+        let in_use = |ino| files.open.contains_key(&ino);
+        let removed = match grace {
+            Some(grace) => meta.sweep(grace, in_use),
+            None => meta.sweep_if_due(in_use),
+        };
+        for ino in removed {
+            page_cache.forget_inode(ino);
+        }
+    }
 }
