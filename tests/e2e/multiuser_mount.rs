@@ -135,6 +135,13 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
     let late_after = tokio::task::block_in_place(|| late.run(&format!("ls {m}")));
     assert!(text(&late_after).contains("analytics-raw"), "{}", text(&late_after));
 
+    // The mount's control socket is root's: another user's `ssofs unmount` cannot stop it.
+    let bin = env!("CARGO_BIN_EXE_ssofs");
+    let stop = tokio::task::block_in_place(|| eve.run(&format!("{bin} unmount {m}")));
+    assert!(!stop.status.success() && text(&stop).contains("unmounting"), "eve stopped root's mount: {}", text(&stop));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(is_mounted(&mnt) && !server.is_finished(), "root's mount still serves");
+
     mount::unmount(&mnt).unwrap();
     assert!(server.join().unwrap().is_ok());
     stack.shutdown().await;
