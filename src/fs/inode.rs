@@ -123,19 +123,9 @@ impl InodeTable {
 
     /// As `upsert`, for a file whose key is not `parent prefix + name` (a shadowed object).
     pub fn upsert_with_key(&mut self, parent: u64, name: &str, kind: Kind, attr: Attr, key: Option<String>) -> Inode {
-        let Some(p) = self.by_ino.get(&parent) else {
+        let Some((bucket, key)) = self.placement(parent, name, kind, key) else {
             // The parent was forgotten concurrently; still hand out a usable inode.
             return self.insert_new(parent, name, kind, String::new(), String::new(), attr);
-        };
-        // Below a root that lists buckets, a child names its bucket; below a root that is one bucket
-        // (or anything else), children are in the parent's bucket.
-        let bucket = if p.kind == Kind::Root && p.bucket.is_empty() { name.to_string() } else { p.bucket.clone() };
-        let key = match kind {
-            Kind::Root => String::new(),
-            // A named prefix of a bucket lists only below it.
-            Kind::Bucket => key.unwrap_or_default(),
-            Kind::Dir => format!("{}{name}/", p.key),
-            Kind::File => key.unwrap_or_else(|| p.child_key(name)),
         };
         if let Some(&ino) = self.by_name.get(&(parent, name.to_string()))
             && let Some(existing) = self.by_ino.get_mut(&ino)
@@ -150,6 +140,34 @@ impl InodeTable {
             return existing.clone();
         }
         self.insert_new(parent, name, kind, bucket, key, attr)
+    }
+
+    /// The bucket and key of `parent/name` (None when the parent is not in the table).
+    fn placement(&self, parent: u64, name: &str, kind: Kind, key: Option<String>) -> Option<(String, String)> {
+        let p = self.by_ino.get(&parent)?;
+        // Below a root that lists buckets, a child names its bucket; below a root that is one bucket
+        // (or anything else), children are in the parent's bucket.
+        let bucket = if p.kind == Kind::Root && p.bucket.is_empty() { name.to_string() } else { p.bucket.clone() };
+        let key = match kind {
+            Kind::Root => String::new(),
+            // A named prefix of a bucket lists only below it.
+            Kind::Bucket => key.unwrap_or_default(),
+            Kind::Dir => format!("{}{name}/", p.key),
+            Kind::File => key.unwrap_or_else(|| p.child_key(name)),
+        };
+        Some((bucket, key))
+    }
+
+    /// The number `parent/name` has, or would get, without adding it to the table: a plain
+    /// `readdir` (`find`, `ls` without `-l`) hands the kernel numbers, not references, so the entries
+    /// of a million-object walk need not all become inodes. (The rare number taken by a collision
+    /// is only reported here, in a `d_ino`; a lookup then settles the inode's real number.)
+    pub fn number_of(&self, parent: u64, name: &str, kind: Kind, key: Option<String>) -> u64 {
+        if let Some(existing) = self.child(parent, name).filter(|i| i.kind == kind) {
+            return existing.ino;
+        }
+        let (bucket, key) = self.placement(parent, name, kind, key).unwrap_or_default();
+        number_for(kind, &bucket, &key)
     }
 
     fn insert_new(&mut self, parent: u64, name: &str, kind: Kind, bucket: String, key: String, attr: Attr) -> Inode {

@@ -57,6 +57,9 @@ pub struct Stat {
 pub struct DirEntry {
     pub name: String,
     pub stat: Stat,
+    /// What the listing said: enough to make the inode when the kernel is handed a reference to
+    /// it (readdirplus, see [`Fs::hand_out`]); a plain readdir makes none.
+    pub(crate) listed: superblock::Entry,
 }
 
 /// Everything the filesystem keeps under its one lock, by owner. The lock is never held across
@@ -140,15 +143,19 @@ impl Fs {
     }
 
     fn stat(&self, i: &Inode) -> Stat {
-        let is_dir = i.kind.is_dir();
-        let meta = &i.attr.meta;
+        self.stat_of(i.ino, i.kind, &i.attr)
+    }
+
+    fn stat_of(&self, ino: u64, kind: Kind, attr: &Attr) -> Stat {
+        let is_dir = kind.is_dir();
+        let meta = &attr.meta;
         let default_perm = if is_dir { self.config.dir_mode } else { self.config.file_mode };
         Stat {
-            ino: i.ino,
+            ino,
             is_dir,
             symlink: !is_dir && meta.is_symlink(),
-            size: if is_dir { 0 } else { i.attr.size },
-            mtime: meta.mtime.unwrap_or(i.attr.mtime),
+            size: if is_dir { 0 } else { attr.size },
+            mtime: meta.mtime.unwrap_or(attr.mtime),
             perm: meta.mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm),
             uid: meta.uid.unwrap_or(self.config.uid),
             gid: meta.gid.unwrap_or(self.config.gid),

@@ -336,14 +336,22 @@ impl Filesystem for FuseAdapter {
             .unwrap_or_else(|| self.resolver.bare_root(req.uid(), req.gid()));
         me.ino = ino.0;
         let dots = [(".".to_string(), me.clone()), ("..".to_string(), me)];
-        let all = dots.into_iter().chain(entries.iter().map(|e| (e.name.clone(), e.stat.clone())));
-        for (i, (name, stat)) in all.enumerate().skip(offset as usize) {
+        let all = dots.into_iter().map(|(name, stat)| (name, stat, None)).chain(entries.iter().map(|e| {
+            // Entries (not the dots) hand the kernel a reference, as a lookup does: their inodes
+            // are made and counted as they go out.
+            (e.name.clone(), e.stat.clone(), Some(e))
+        }));
+        for (i, (name, stat, entry)) in all.enumerate().skip(offset as usize) {
+            let (stat, counted) = match (entry, &fs) {
+                (Some(e), Some(fs)) => (fs.hand_out(ino.0, e), true),
+                _ => (stat, false),
+            };
             if reply.add(INodeNo(stat.ino), (i + 1) as u64, &name, &ttl, &to_attr(&stat), Generation(0)) {
+                // The reply is full: this one was not sent after all.
+                if let (true, Some(fs)) = (counted, &fs) {
+                    fs.forget(stat.ino, 1);
+                }
                 break;
-            }
-            // Entries (not the dots) hand the kernel a reference, as a lookup does.
-            if let (true, Some(fs)) = (i >= 2, &fs) {
-                fs.count_kernel_lookup(stat.ino);
             }
         }
         reply.ok();

@@ -19,7 +19,7 @@ use crate::fs::inode::{InodeTable, Kind, ROOT};
 use crate::object::ObjectInfo;
 
 /// One entry of a directory listing, with the attributes the listing gave.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) name: String,
     pub(crate) kind: Kind,
