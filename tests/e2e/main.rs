@@ -33,6 +33,7 @@ mod real_servers;
 mod real_tools;
 mod recover_refuses_hostile_staging;
 mod rename_flags;
+mod sign_in_needed_notifies_the_desktop;
 mod status_shows_the_signed_in_user;
 mod systemd_automount_from_fstab;
 mod tls_devstack;
