@@ -10,6 +10,7 @@ mod generate_docs;
 mod login;
 mod logout;
 mod mount;
+mod progress;
 mod recover;
 mod status;
 mod token;

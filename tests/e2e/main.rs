@@ -32,6 +32,7 @@ mod posix_several_handles;
 mod real_servers;
 mod real_tools;
 mod recover_refuses_hostile_staging;
+mod recover_reports_each_file;
 mod rename_flags;
 mod sign_in_needed_notifies_the_desktop;
 mod status_shows_the_signed_in_user;
