@@ -12,6 +12,7 @@ mod fstab_mount;
 mod fstab_packaging;
 mod identity_no_secrets_in_output;
 mod identity_token_verification;
+mod init_writes_a_checked_profile;
 mod login_browser_url_is_private;
 mod login_rejects_tokens_with_bad_times;
 mod login_warns_about_clock_skew;
