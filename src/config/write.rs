@@ -75,7 +75,9 @@ pub fn write(path: &Path, text: &str) -> Result<(), ConfigError> {
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(format!(".tmp-{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
-    let mut f = crate::untrusted::create_new(&tmp, 0o644).map_err(io)?;
+    // The file keeps the mode it had (a user may have made theirs private).
+    let mode = std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    let mut f = crate::untrusted::create_new(&tmp, mode.unwrap_or(0o644)).map_err(io)?;
     let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -122,8 +124,11 @@ mod tests {
         assert_eq!(profile.issuer, "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0");
         assert_eq!(profile.buckets, ["shared/reports"]);
         assert!(text.contains("# mine") && text.contains("[profiles.old]"), "{text}");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         write(&path, &text).unwrap();
         assert!(has_profile(&path, "corp").unwrap() && has_profile(&path, "old").unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the file keeps its mode");
     }
 
     #[test]

@@ -122,3 +122,70 @@ async fn init_names_the_flag_to_fix_and_writes_nothing() {
     assert!(std::fs::read_to_string(docs.join("completions/ssofs.bash")).unwrap().contains("init"));
     stack.running.shutdown().await;
 }
+
+/// What a program on a terminal printed so far, read by a thread (prompts end without a newline).
+struct Screen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Screen {
+    fn of(mut out: impl std::io::Read + Send + 'static) -> Screen {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Screen(seen)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+
+    /// Waits for `needle` on the screen (the program asks, then waits for us: no race).
+    async fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.text().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "never showed {needle:?}: {}", self.text());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_on_a_terminal_asks_for_what_is_missing() {
+    use std::io::Write;
+    let stack = Stack::start("init-tty", |_| {}).await;
+    let config = stack.dir.join("config.toml");
+    // script(1) gives ssofs a pseudo-terminal; what we write to script goes to it as typed keys.
+    let command = format!("{} init --profile asked --issuer {}", env!("CARGO_BIN_EXE_ssofs"), stack.running.issuer);
+    let mut c = std::process::Command::new("script");
+    c.args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
+        .env("SSOFS_CONFIG", &config)
+        .env("SSOFS_STATE_DIR", &stack.state)
+        .env("XDG_CONFIG_HOME", stack.dir.join("no-user-config"))
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("script(1) from util-linux");
+    let screen = Screen::of(child.stdout.take().unwrap());
+    let mut keys = child.stdin.take().unwrap();
+    screen.wait_for("Application (client) id").await;
+    write!(keys, "{}\r", ssofs_devstack::scenario::CLIENT_ID).unwrap();
+    screen.wait_for("S3 endpoint URL").await;
+    write!(keys, "{}\r", stack.running.s3_endpoint).unwrap();
+    screen.wait_for("Sign in now").await;
+    write!(keys, "n").unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let said = screen.text();
+    assert!(status.success(), "{said}");
+    assert!(!said.contains("--tenant"), "the issuer given was not asked for: {said}");
+    assert!(said.contains("ssofs login --profile asked") && said.contains("ssofs@asked"), "{said}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains(ssofs_devstack::scenario::CLIENT_ID) && written.contains(&stack.running.s3_endpoint));
+    stack.running.shutdown().await;
+}
