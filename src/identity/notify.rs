@@ -22,7 +22,8 @@ const PATH: &str = "/org/freedesktop/Notifications";
 pub fn message(profile: &str, reason: &str) -> (String, String) {
     let summary = format!("ssofs: sign in again (profile {profile})");
     let body = format!(
-        "Your ssofs mount of profile {profile} cannot renew its S3 credentials: {reason}\nRun `ssofs login --profile {profile}`; the mount then works again by itself."
+        "Your ssofs mount of profile {profile} cannot renew its S3 credentials: {}.\nRun `ssofs login --profile {profile}`; the mount then works again by itself.",
+        reason.trim_end_matches('.')
     );
     (summary, body)
 }

@@ -80,3 +80,37 @@ async fn recover_without_a_terminal_prints_one_line_per_file() {
     assert_eq!(file_lines(&export), [expected], "{}", text(&export));
     stack.shutdown().await;
 }
+
+/// On a terminal (script(1) gives recover one) the files are listed above a progress bar instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_on_a_terminal_lists_the_files_above_a_progress_bar() {
+    let dir = unique_dir("recover-bar");
+    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
+    cfg.auto_approve = Some("alice".into());
+    cfg.device_code_interval = Duration::from_secs(1);
+    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let login =
+        tokio::task::block_in_place(|| support::ssofs_cli(&stack, &dir, &["login", "--device-code", "--no-qr"]));
+    assert!(login.status.success(), "{}", text(&login));
+    crash_with_open_files(&stack, &dir, &[("bar.txt", b"behind a bar")]).await;
+
+    let command = format!("{} recover", env!("CARGO_BIN_EXE_ssofs"));
+    let recover = tokio::task::block_in_place(|| {
+        Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env("SSOFS_CONFIG", &stack.profile_file)
+            .env("SSOFS_STATE_DIR", dir.join("state"))
+            .env("XDG_CONFIG_HOME", dir.join("no-config"))
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1) from util-linux")
+    });
+    let said = text(&recover);
+    assert!(recover.status.success(), "{said}");
+    assert!(said.contains("uploaded analytics-raw/bar.txt (12 bytes)"), "the file is listed: {said:?}");
+    assert!(!said.contains("[1/1]"), "a bar, not the lines for logs: {said:?}");
+    assert_eq!(support::s3_get(&stack, "analytics-raw", "bar.txt").await, b"behind a bar");
+    stack.shutdown().await;
+}
