@@ -44,6 +44,31 @@ pub struct Outcome {
     pub failed: Vec<String>,
 }
 
+/// What recover tells its caller as it goes (the CLI draws a bar on a terminal, a line per file
+/// otherwise), so a long recovery is not silent until its end.
+pub trait Progress {
+    /// `files` files of `bytes` bytes in all are about to be handled.
+    fn start(&self, files: usize, bytes: u64);
+    /// One file is done: `what` is the `bucket/key` uploaded or the path exported to.
+    fn done(&self, what: &str, bytes: u64);
+    /// One file is left where it is; `why` says why.
+    fn failed(&self, why: &str, bytes: u64);
+}
+
+/// Reports `outcome`'s newest entry, done or failed, to `progress`.
+fn record(outcome: &mut Outcome, progress: &dyn Progress, result: Result<String, String>, bytes: u64) {
+    match result {
+        Ok(done) => {
+            progress.done(&done, bytes);
+            outcome.done.push(done);
+        }
+        Err(why) => {
+            progress.failed(&why, bytes);
+            outcome.failed.push(why);
+        }
+    }
+}
+
 /// The staging tree must be the caller's and private before anything in it is believed.
 fn check_tree(staging_dir: &Path) -> Result<bool, String> {
     match std::fs::symlink_metadata(staging_dir) {
@@ -81,31 +106,29 @@ fn safe_segment(s: &str) -> String {
 }
 
 /// Copies every leftover and refused upload out to `dir/<bucket>/<key>`, then forgets it.
-pub fn export(staging_dir: &Path, dir: &Path) -> Result<Outcome, String> {
+pub fn export(staging_dir: &Path, dir: &Path, progress: &dyn Progress) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
     if !check_tree(staging_dir)? {
         return Ok(outcome);
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for l in leftovers(staging_dir).into_iter().chain(refused(staging_dir)) {
-        let mut data = match open_data(&l) {
-            Ok(f) => f,
-            Err(e) => {
-                outcome.failed.push(e);
-                continue;
+    let all: Vec<Leftover> = leftovers(staging_dir).into_iter().chain(refused(staging_dir)).collect();
+    progress.start(all.len(), all.iter().map(|l| l.size).sum());
+    for l in all {
+        let result = open_data(&l).and_then(|mut data| {
+            let segments: Vec<String> =
+                std::iter::once(l.bucket.clone()).chain(l.key.split('/').map(safe_segment)).collect();
+            let to = segments.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
+            let copied = create_below(dir, &segments).and_then(|mut out| io::copy(&mut data, &mut out));
+            match copied {
+                Ok(_) => {
+                    forget_leftover(&l);
+                    Ok(to.display().to_string())
+                }
+                Err(e) => Err(format!("{} to {}: {e}; kept", l.data.display(), to.display())),
             }
-        };
-        let segments: Vec<String> =
-            std::iter::once(l.bucket.clone()).chain(l.key.split('/').map(safe_segment)).collect();
-        let to = segments.iter().fold(dir.to_path_buf(), |p, s| p.join(s));
-        let copied = create_below(dir, &segments).and_then(|mut out| io::copy(&mut data, &mut out));
-        match copied {
-            Ok(_) => {
-                forget_leftover(&l);
-                outcome.done.push(to.display().to_string());
-            }
-            Err(e) => outcome.failed.push(format!("{} to {}: {e}; kept", l.data.display(), to.display())),
-        }
+        });
+        record(&mut outcome, progress, result, l.size);
     }
     Ok(outcome)
 }
@@ -151,27 +174,26 @@ fn create_below(dir: &Path, segments: &[String]) -> io::Result<File> {
 
 /// Uploads every leftover; a failed one stays for the next attempt. Refused uploads are not tried
 /// again (the policy said no): export or discard them.
-pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient) -> Result<Outcome, String> {
+pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient, progress: &dyn Progress) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
     if !check_tree(staging_dir)? {
         return Ok(outcome);
     }
-    for l in leftovers(staging_dir) {
+    let all = leftovers(staging_dir);
+    progress.start(all.len(), all.iter().map(|l| l.size).sum());
+    for l in all {
         let name = format!("{}/{}", l.bucket, l.key);
-        let file = match open_data(&l) {
-            Ok(f) => f,
-            Err(e) => {
-                outcome.failed.push(e);
-                continue;
-            }
+        let result = match open_data(&l) {
+            Err(e) => Err(e),
+            Ok(file) => match client.put_file(&l.bucket, &l.key, &file, &Default::default()).await {
+                Ok(_) => {
+                    forget_leftover(&l);
+                    Ok(name)
+                }
+                Err(e) => Err(format!("{name}: {e} (kept in {})", l.data.display())),
+            },
         };
-        match client.put_file(&l.bucket, &l.key, &file, &Default::default()).await {
-            Ok(_) => {
-                forget_leftover(&l);
-                outcome.done.push(name);
-            }
-            Err(e) => outcome.failed.push(format!("{name}: {e} (kept in {})", l.data.display())),
-        }
+        record(&mut outcome, progress, result, l.size);
     }
     Ok(outcome)
 }
@@ -202,6 +224,22 @@ mod tests {
     use crate::fs::staging::Staged;
     use crate::object::mock::MockObjectClient;
 
+    /// Records what recover reported, in order.
+    #[derive(Default)]
+    struct Seen(std::cell::RefCell<Vec<String>>);
+
+    impl Progress for Seen {
+        fn start(&self, files: usize, bytes: u64) {
+            self.0.borrow_mut().push(format!("start {files} {bytes}"));
+        }
+        fn done(&self, what: &str, bytes: u64) {
+            self.0.borrow_mut().push(format!("done {what} {bytes}"));
+        }
+        fn failed(&self, _why: &str, bytes: u64) {
+            self.0.borrow_mut().push(format!("failed {bytes}"));
+        }
+    }
+
     /// A staged file whose writer is gone (its sidecar names a pid that does not exist).
     fn orphan(dir: &Path, bucket: &str, key: &str, body: &[u8]) {
         let mut s = Staged::create(dir, bucket, key, None).unwrap();
@@ -222,8 +260,10 @@ mod tests {
         assert!(report(&dir).unwrap().contains("1 file(s), 12 bytes"));
         let client = MockObjectClient::new();
         client.add_bucket("data");
-        let Outcome { done, failed } = upload(&dir, &client).await.unwrap();
+        let seen = Seen::default();
+        let Outcome { done, failed } = upload(&dir, &client, &seen).await.unwrap();
         assert_eq!(done, ["data/notes/today.txt"]);
+        assert_eq!(*seen.0.borrow(), ["start 1 12", "done data/notes/today.txt 12"]);
         assert!(failed.is_empty());
         assert_eq!(client.object("data", "notes/today.txt").unwrap().as_ref(), b"unsaved work");
         assert!(report(&dir).is_none());
@@ -237,7 +277,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         orphan(&dir.join("staging"), "data", "../../etc/passwd", b"x");
         orphan(&dir.join("staging"), "../..", "k", b"y");
-        let Outcome { done, failed } = export(&dir.join("staging"), &out).unwrap();
+        let seen = Seen::default();
+        let Outcome { done, failed } = export(&dir.join("staging"), &out, &seen).unwrap();
+        assert_eq!(seen.0.borrow().len(), 3, "start, then one report per file: {:?}", seen.0.borrow());
         assert_eq!(done.len(), 1);
         assert!(Path::new(&done[0]).starts_with(&out), "{:?}", done[0]);
         assert_eq!(std::fs::read(&done[0]).unwrap(), b"x");

@@ -117,6 +117,17 @@ pub enum Command {
     ///
     /// Exits 0 when every check passes (warnings allowed), 1 otherwise.
     Doctor(DoctorArgs),
+    /// Write a profile and check it: identity provider, S3 endpoint, then (if you agree, or with
+    /// --login) a sign-in and `ssofs doctor`.
+    ///
+    /// Takes --tenant (or --issuer), --client-id and --endpoint, and optionally --role-arn and
+    /// --buckets; on a terminal it asks for what is missing, otherwise it fails naming the missing
+    /// flags. The profile (--profile NAME, default "default") goes into --config FILE or
+    /// $SSOFS_CONFIG when given, else ~/.config/ssofs/config.toml (other profiles and comments there
+    /// are kept); nothing is written when the identity provider or the endpoint does not answer. An
+    /// existing profile of the same name is replaced only with --force. Prints the
+    /// `systemctl --user enable --now ssofs@NAME` command and an /etc/fstab line for the profile.
+    Init(InitArgs),
     /// Write man pages (DIR/man1) and shell completions (DIR/completions) for packaging.
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -214,6 +225,22 @@ pub struct DoctorArgs {
     /// The mount options to check (as for `ssofs mount -o`), e.g. allow_other, config=, state_dir=.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Role ARN to ask STS for (MinIO: an OpenID provider configured with a role policy).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Buckets (BUCKET or BUCKET/PREFIX, comma-separated) to show besides those ListBuckets returns.
+    #[arg(long, value_name = "BUCKET[/PREFIX],...", value_delimiter = ',')]
+    pub buckets: Vec<String>,
+    /// Replace an existing profile of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Sign in and run `ssofs doctor` right after writing the profile, without asking.
+    #[arg(long)]
+    pub login: bool,
 }
 
 #[derive(Args)]

@@ -40,6 +40,11 @@ impl Context {
         }
     }
 
+    /// The profile values given as flags (`ssofs init` writes them).
+    pub fn overrides(&self) -> &Overrides {
+        &self.overrides
+    }
+
     /// Where configuration is read from.
     pub fn sources(&self) -> Sources {
         Sources::standard(self.options.config.clone())

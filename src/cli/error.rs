@@ -46,4 +46,15 @@ pub enum CliError {
     },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// `ssofs init` was given something it cannot write, or cannot ask for what is missing.
+    #[error("{0}")]
+    Init(String),
+    /// `ssofs init`: the new profile's identity provider does not answer; nothing was written.
+    #[error("the identity provider at {issuer} does not answer as one should: {source}. Nothing was written: {fix}")]
+    InitDiscovery {
+        issuer: String,
+        fix: &'static str,
+        #[source]
+        source: IdentityError,
+    },
 }

@@ -7,9 +7,11 @@ mod context;
 mod doctor;
 mod error;
 mod generate_docs;
+mod init;
 mod login;
 mod logout;
 mod mount;
+mod progress;
 mod recover;
 mod status;
 mod token;
@@ -59,6 +61,7 @@ pub fn run(ctx: &Context, command: Command) -> Result<ExitCode, CliError> {
         Command::Recover(a) => done(recover::run(ctx, &a)),
         Command::Unmount(a) => done(unmount::run(ctx, &a)),
         Command::Doctor(a) => doctor::run(ctx, &a),
+        Command::Init(a) => init::run(ctx, &a),
         Command::GenerateDocs(a) => done(generate_docs::run(&a)),
     }
 }

@@ -10,6 +10,7 @@ use ssofs::recover::{self, Outcome};
 use ssofs::stack::{ClientBuilder, S3Stack};
 
 use super::args::RecoverArgs;
+use super::progress::Shown;
 use super::{CliError, Context};
 
 pub fn run(ctx: &Context, args: &RecoverArgs) -> Result<(), CliError> {
@@ -41,7 +42,10 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> Result<(), CliError> {
             continue;
         }
         let one = if let Some(dir) = &args.export {
-            let one = recover::export(staging, dir).map_err(CliError::Recover)?;
+            let shown = Shown::new("exported");
+            let one = recover::export(staging, dir, &shown).map_err(CliError::Recover);
+            shown.finish();
+            let one = one?;
             println!("exported {} file(s) to {}", one.done.len(), dir.display());
             one
         } else if recover::report(staging).is_none() {
@@ -57,11 +61,10 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> Result<(), CliError> {
                 Some(c) => c.clone(),
                 None => client.insert(user_client(ctx)?).clone(),
             };
-            let one = ctx.runtime()?.block_on(recover::upload(staging, client.as_ref())).map_err(CliError::Recover)?;
-            for d in &one.done {
-                println!("uploaded {d}");
-            }
-            one
+            let shown = Shown::new("uploaded");
+            let one = ctx.runtime()?.block_on(recover::upload(staging, client.as_ref(), &shown));
+            shown.finish();
+            one.map_err(CliError::Recover)?
         };
         outcome.done.extend(one.done);
         outcome.failed.extend(one.failed);

@@ -305,5 +305,7 @@ fn resolve(name: String, p: ProfileFile) -> Result<Profile, ConfigError> {
     })
 }
 
+pub mod write;
+
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod clock;
 pub mod login;
+pub mod notify;
 pub mod qr;
 pub mod refresh;
 pub mod source;

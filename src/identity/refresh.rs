@@ -94,8 +94,17 @@ impl StoreTokenSource {
             Ok(t) => t,
             Err(TokenError::LoginRequired { profile, reason }) => {
                 // For `ssofs status`: the mount that finds this out is not where the user looks.
+                // The marker also makes the desktop notification once per event: only the first
+                // refusal after a sign-in (`save` clears it) notifies, whichever process finds it,
+                // as all of them hold the store's lock here.
+                let first = self.store.login_required(&profile).is_none();
                 if let Err(e) = self.store.mark_login_required(&profile, &reason) {
                     tracing::debug!(error = %e, "cannot record that a new sign-in is needed");
+                }
+                if first {
+                    super::notify::sign_in_needed(&self.store, &profile, &reason);
+                } else {
+                    tracing::debug!(profile, "a new sign-in is still needed (already notified)");
                 }
                 return Err(TokenError::LoginRequired { profile, reason });
             }

@@ -163,6 +163,11 @@ impl TokenStore {
         &self.dir
     }
 
+    /// The user this store belongs to when root opened it for them (a multi-user mount).
+    pub fn owner(&self) -> Option<UserIds> {
+        self.owner
+    }
+
     fn file_name(profile: &str) -> String {
         format!("{}.tokens.json", sanitize(profile))
     }
