@@ -13,9 +13,10 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 #[derive(Debug)]
 pub struct Metered;
 
-/// When the current attempt was handed to the HTTP client.
+/// When the current attempt was handed to the HTTP client, and its body's length (read before
+/// it goes: the HTTP client takes the body away).
 #[derive(Debug, Clone)]
-struct Sent(Instant);
+struct Sent(Instant, u64);
 
 impl Storable for Sent {
     type Storer = StoreReplace<Self>;
@@ -28,11 +29,16 @@ impl Intercept for Metered {
 
     fn read_before_transmit(
         &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        cfg.interceptor_state().store_put(Sent(Instant::now()));
+        let request = context.request();
+        let length = request
+            .body()
+            .content_length()
+            .or_else(|| request.headers().get("content-length").and_then(|v| v.parse().ok()));
+        cfg.interceptor_state().store_put(Sent(Instant::now(), length.unwrap_or(0)));
         Ok(())
     }
 
@@ -43,9 +49,8 @@ impl Intercept for Metered {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
         // An attempt that failed before it was sent (signing, no credentials) is not a request.
-        let Some(Sent(at)) = cfg.load::<Sent>().cloned() else { return Ok(()) };
+        let Some(Sent(at, sent)) = cfg.load::<Sent>().cloned() else { return Ok(()) };
         let operation = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
-        let sent = context.request().and_then(|r| r.body().content_length()).unwrap_or(0);
         let response = context.response();
         // A HEAD answer announces the object's length but carries no body.
         let received = response
