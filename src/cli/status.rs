@@ -75,6 +75,10 @@ fn mounts(ctx: &Context) -> Vec<MountReport> {
         match control::ask(&socket, "status", ASK_TIMEOUT) {
             Ok(answer) => match serde_json::from_str::<MountReport>(answer.trim()) {
                 Ok(report) => found.push(report),
+                // A mount of an older ssofs knows only `stop`.
+                Err(_) if answer.starts_with("error: unknown command") => {
+                    eprintln!("ssofs: {}: a mount of an older ssofs, which cannot report", socket.display())
+                }
                 Err(_) => eprintln!("ssofs: {} answered {:?}", socket.display(), answer.trim()),
             },
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
