@@ -66,6 +66,15 @@ impl IdentityStats {
         self.error(format!("upload of {bucket}/{key} failed: {error}"));
     }
 
+    /// The data of a failed upload moved from `from` to `to` (a refused one, set aside at close).
+    pub fn moved(&self, from: &std::path::Path, to: &std::path::Path) {
+        let from = from.display().to_string();
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        for f in failed.iter_mut().filter(|f| f.staged == from) {
+            f.staged = to.display().to_string();
+        }
+    }
+
     /// `bucket/key` was uploaded: an earlier failure of it is over.
     pub fn upload_succeeded(&self, bucket: &str, key: &str) {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| f.bucket != bucket || f.key != key);
@@ -117,6 +126,8 @@ mod tests {
         assert_eq!(r.uploads_failed.len(), 1);
         assert!(r.uploads_failed[0].refused && r.uploads_failed[0].staged == "/staging/x");
         assert!(r.last_error.unwrap().message.contains("upload of b/k failed: access denied"));
+        s.moved(std::path::Path::new("/staging/x"), std::path::Path::new("/staging/refused/x"));
+        assert_eq!(s.report(1000).uploads_failed[0].staged, "/staging/refused/x", "where the data is now");
         s.upload_succeeded("b", "k");
         assert!(s.report(1000).uploads_failed.is_empty());
         assert_eq!(IdentityStats::default().report(0).cache_hit_ratio, None, "no reads: no ratio, not 0 or NaN");

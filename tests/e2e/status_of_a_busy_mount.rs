@@ -140,3 +140,88 @@ async fn metrics_on_an_address_others_can_reach_are_refused_naming_the_option() 
     assert!(!support::is_mounted(&mnt));
     stack.shutdown().await;
 }
+
+/// The status of the mount at `mnt` as `ssofs status --json` reports it: its one identity.
+fn identity_in_status(stack: &ssofs_devstack::Running, dir: &std::path::Path, mnt: &str) -> Value {
+    let out = support::ssofs_cli(stack, dir, &["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mounts = v["mounts"].as_array().cloned().unwrap_or_default();
+    let mine = mounts.into_iter().find(|x| x["mountpoint"] == mnt).unwrap_or_else(|| panic!("{v:#}"));
+    mine["identities"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_an_upload_in_flight_and_then_where_a_refused_one_is_kept() {
+    let dir = support::temp_dir("refused-status");
+    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
+    cfg.device_code_interval = Duration::from_secs(1);
+    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    // Oscar may read the analytics buckets, not write them.
+    let m = support::mount_as(&stack, "oscar", &dir, MountOptions::default()).await;
+    let mnt = m.mountpoint.display().to_string();
+    // Slow answers keep the upload in flight long enough to be seen.
+    support::control_client(&stack)
+        .post(format!("{}/faults", stack.control_url))
+        .form(&[("latency_ms", "1500")])
+        .send()
+        .await
+        .unwrap();
+    let target = m.path("analytics-raw/oscar-denied.bin");
+    let size = 2u64 << 20;
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&target).unwrap();
+        f.write_all(&vec![7u8; size as usize]).unwrap();
+        f.sync_all()
+    });
+    let in_flight = tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let me = identity_in_status(&stack, &dir, &mnt);
+            if let Some(u) = me["uploads_in_flight"].as_array().and_then(|u| u.first()).cloned() {
+                return u;
+            }
+            assert!(!writer.is_finished() && std::time::Instant::now() < deadline, "never seen in flight: {me:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    assert_eq!(
+        (in_flight["bucket"].as_str(), in_flight["key"].as_str()),
+        (Some("analytics-raw"), Some("oscar-denied.bin"))
+    );
+    assert_eq!(in_flight["total"], size, "{in_flight:#}");
+    let fsync = writer.join().unwrap();
+    assert_eq!(fsync.unwrap_err().kind(), std::io::ErrorKind::PermissionDenied, "the policy refuses oscar's upload");
+
+    // The close after the failed fsync tries once more (the last close uploads the final state).
+    let me = tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let me = identity_in_status(&stack, &dir, &mnt);
+            if me["uploads_in_flight"] == serde_json::json!([]) {
+                return me;
+            }
+            assert!(std::time::Instant::now() < deadline, "still in flight: {me:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert_eq!(me["user"], "oscar@contoso.onmicrosoft.com");
+    let failed = me["uploads_failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{me:#}");
+    assert_eq!((failed[0]["key"].as_str(), failed[0]["refused"].as_bool()), (Some("oscar-denied.bin"), Some(true)));
+    let staged = std::path::PathBuf::from(failed[0]["staged"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&staged).map(|s| s.len()).ok(), Some(size), "the data is kept where status says");
+    assert!(me["last_error"]["message"].as_str().unwrap().contains("oscar-denied.bin"), "{me:#}");
+    let human = tokio::task::block_in_place(|| support::ssofs_cli(&stack, &dir, &["status"]));
+    let h = text(&human);
+    assert!(h.contains("upload refused at") && h.contains(&format!("data kept in {}", staged.display())), "{h}");
+    support::control_client(&stack)
+        .post(format!("{}/faults", stack.control_url))
+        .form(&[("latency_ms", "0")])
+        .send()
+        .await
+        .unwrap();
+    drop(m);
+    stack.shutdown().await;
+}
