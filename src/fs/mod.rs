@@ -7,6 +7,7 @@
 //! - `namespace`: mkdir, unlink, rmdir, rename (S3 has no rename: copy and delete);
 //! - `attributes`: mode, times, owner and symlinks, kept in object metadata;
 //! - `page_cache`: when the kernel may keep its cached pages of a file;
+//! - `observed`: the object client as the filesystem uses it, failures noted for `ssofs status`;
 //! - `cache`, `read`, `staging`: the block cache, reads with read-ahead, staged writes.
 //!
 //! `crate::fuse` adapts it to the kernel.
@@ -22,6 +23,7 @@ pub(crate) mod listing;
 pub mod named;
 pub mod names;
 mod namespace;
+mod observed;
 mod page_cache;
 pub mod read;
 pub mod staging;
@@ -116,6 +118,7 @@ impl Fs {
     pub fn with_shared(client: Arc<dyn ObjectClient>, config: FsConfig, shared: &MountShared) -> Self {
         let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
         let stats = Arc::new(crate::metrics::IdentityStats::default());
+        let client: Arc<dyn ObjectClient> = Arc::new(observed::Observed::new(client, stats.clone()));
         let read_path = read::ReadPath {
             client: client.clone(),
             shared: shared.clone(),

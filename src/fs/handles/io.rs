@@ -26,9 +26,9 @@ impl Fs {
             Some(reader) => reader.lock().await.read(offset, size).await,
             None => Err(FsError::BadHandle),
         };
-        match &read {
-            Ok(data) => self.stats.read(data.len() as u64),
-            Err(e) => self.stats.error(format!("read: {}", e.chain())),
+        // A failure was noted by the object client already (the identity's last error).
+        if let Ok(data) = &read {
+            self.stats.read(data.len() as u64);
         }
         read
     }
