@@ -79,6 +79,7 @@ impl Exporter {
             }
         };
         series::describe();
+        series::resolve_hot();
         Ok(INSTALLED.get_or_init(|| Exporter { handle }).clone())
     }
 
