@@ -14,6 +14,7 @@ pub mod fuse;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
+pub mod metrics;
 pub mod mount;
 pub mod object;
 pub mod recover;

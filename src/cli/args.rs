@@ -85,7 +85,14 @@ pub enum Command {
     /// under "Mobile and desktop applications" in the app registration). The device-code flow needs
     /// "Allow public client flows" enabled in the app registration.
     Login(LoginArgs),
-    /// Show who is signed in for the profile: user, tenant, groups, expiry. Never prints a token.
+    /// Show who is signed in for the profile (user, tenant, groups, expiry) and what your mounts are
+    /// doing. Never prints a token.
+    ///
+    /// Each mount is asked through its control socket: mountpoint, profile, signed-in user, sign-in
+    /// and credential expiry, mounted since, bytes read and written, block-cache hit ratio, uploads in
+    /// flight (bytes done of total), uploads that failed or were refused (with where their data is
+    /// kept) and the last error. A multi-user mount shows each user their own figures only (root sees
+    /// every identity).
     Status(StatusArgs),
     /// Show what the stored ID token says about you.
     Token(TokenArgs),
@@ -174,7 +181,12 @@ pub struct LoginArgs {
 #[derive(Args)]
 pub struct StatusArgs {
     /// Print JSON: profile, logged_in, upn, name, tid, oid, groups (a count or "overage"), roles,
-    /// expires_at (RFC 3339), expired, refresh_token_present, issuer.
+    /// expires_at (RFC 3339), expired, refresh_token_present, issuer; and mounts: a list of
+    /// {mountpoint, profile, pid, multiuser, mounted_since, metrics, identities: [{uid, user,
+    /// sign_in_expires_at, login_required, credentials_expire_at, bytes_read, bytes_written,
+    /// cache_hits, cache_misses, cache_hit_ratio, uploads_in_flight: [{bucket, key, done, total,
+    /// started}], uploads_failed: [{bucket, key, staged, error, refused, at}], last_error: {at,
+    /// message}}]}.
     #[arg(long)]
     pub json: bool,
 }

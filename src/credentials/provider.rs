@@ -286,6 +286,7 @@ impl CredentialProvider {
         let now = SystemTime::now();
         let mut st = self.state();
         st.attempts += 1;
+        crate::metrics::series::sts_renewal(outcome.is_ok());
         let result = match outcome {
             Ok(sts) => {
                 tracing::debug!(profile = %self.inner.profile, access_key = %sts.access_key_id,

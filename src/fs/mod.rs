@@ -7,6 +7,7 @@
 //! - `namespace`: mkdir, unlink, rmdir, rename (S3 has no rename: copy and delete);
 //! - `attributes`: mode, times, owner and symlinks, kept in object metadata;
 //! - `page_cache`: when the kernel may keep its cached pages of a file;
+//! - `observed`: the object client as the filesystem uses it, failures noted for `ssofs status`;
 //! - `cache`, `read`, `staging`: the block cache, reads with read-ahead, staged writes.
 //!
 //! `crate::fuse` adapts it to the kernel.
@@ -22,6 +23,7 @@ pub(crate) mod listing;
 pub mod named;
 pub mod names;
 mod namespace;
+mod observed;
 mod page_cache;
 pub mod read;
 pub mod staging;
@@ -100,6 +102,10 @@ pub struct Fs {
     quota: Option<Arc<staging::StagingQuota>>,
     /// When this filesystem started: a directory's time until a listing says otherwise.
     mounted_at: SystemTime,
+    /// This identity's figures for `ssofs status`.
+    stats: Arc<crate::metrics::IdentityStats>,
+    /// The profile and token store this identity signs in with (`ssofs status` shows who).
+    identity: std::sync::OnceLock<(String, crate::identity::TokenStore)>,
 }
 
 impl Fs {
@@ -114,7 +120,14 @@ impl Fs {
     /// are keyed by `config.uid`, so nobody is served another identity's.
     pub fn with_shared(client: Arc<dyn ObjectClient>, config: FsConfig, shared: &MountShared) -> Self {
         let quota = config.staging_quota.map(|limit| Arc::new(staging::StagingQuota::new(limit, &config.staging_dir)));
-        let read_path = read::ReadPath { client: client.clone(), shared: shared.clone(), identity: config.uid };
+        let stats = Arc::new(crate::metrics::IdentityStats::default());
+        let client: Arc<dyn ObjectClient> = Arc::new(observed::Observed::new(client, stats.clone()));
+        let read_path = read::ReadPath {
+            client: client.clone(),
+            shared: shared.clone(),
+            identity: config.uid,
+            stats: stats.clone(),
+        };
         let mut meta = match &config.root_bucket {
             Some(root) => superblock::Metadata::with_root_bucket(&root.bucket, &root.prefix),
             None => superblock::Metadata::default(),
@@ -129,7 +142,29 @@ impl Fs {
             state: Mutex::new(State { meta, ..State::default() }),
             config,
             closing: AtomicBool::new(false),
+            stats,
+            identity: std::sync::OnceLock::new(),
         }
+    }
+
+    /// This identity's figures (bytes, cache hits, uploads, errors).
+    pub fn stats(&self) -> &Arc<crate::metrics::IdentityStats> {
+        &self.stats
+    }
+
+    /// Records whose sign-in this filesystem uses (set once, by whoever built its client).
+    pub fn set_identity(&self, profile: &str, store: crate::identity::TokenStore) {
+        let _ = self.identity.set((profile.to_string(), store));
+    }
+
+    /// The profile and token store this filesystem signs in with, when known.
+    pub fn identity(&self) -> Option<&(String, crate::identity::TokenStore)> {
+        self.identity.get()
+    }
+
+    /// When the S3 credentials this filesystem uses expire.
+    pub fn credentials_expire_at(&self) -> Option<SystemTime> {
+        self.client.credentials_expire_at()
     }
 
     /// The mount is going away: from now on writes fail (EROFS) instead of being staged where no

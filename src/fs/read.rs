@@ -40,6 +40,8 @@ pub struct ReadPath {
     pub client: Arc<dyn ObjectClient>,
     pub shared: super::MountShared,
     pub identity: u32,
+    /// Where this identity's cache hits and misses are counted.
+    pub stats: Arc<crate::metrics::IdentityStats>,
 }
 
 pub struct Reader {
@@ -134,11 +136,15 @@ impl Reader {
         let (client, cache) = (self.path.client.clone(), self.path.shared.cache.clone());
         let block0 = self.block0.clone();
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
+        // Read-ahead in flight is what holds permits of the budget.
+        let ahead_bytes = permit.as_ref().map_or(0, |p| p.num_permits() as i64 * BLOCK as i64);
+        crate::metrics::series::read_ahead(ahead_bytes);
         let task = tokio::spawn(async move {
             let etag_arg = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
             let blocks = client.get_blocks(&block0.bucket, &block0.key, range, etag_arg, BLOCK as usize).await;
             // The bytes now count against the block cache, not the read-ahead budget.
             drop(permit);
+            crate::metrics::series::read_ahead(-ahead_bytes);
             let blocks = blocks?;
             for (i, data) in blocks.iter().enumerate() {
                 cache.insert(BlockKey { block: first + i as u64, ..block0.clone() }, data.clone());
@@ -152,8 +158,10 @@ impl Reader {
 
     async fn block(&mut self, block: u64) -> FsResult<Bytes> {
         if let Some(data) = self.path.shared.cache.get(&self.block_key(block)) {
+            self.path.stats.cache_hit();
             return Ok(data);
         }
+        self.path.stats.cache_miss();
         let (start, fetch) = match self.inflight.get(&block) {
             Some(f) => f.clone(),
             None => {

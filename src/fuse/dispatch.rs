@@ -69,7 +69,10 @@ impl FuseAdapter {
         };
         self.rt.spawn(async move {
             match work.await {
-                Ok(value) => done(reply, value),
+                Ok(value) => {
+                    crate::metrics::series::fuse_op(op, 0);
+                    done(reply, value)
+                }
                 Err(e) => reply.fail(failed(op, &e)),
             }
         });

@@ -143,6 +143,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         if mode & libc::S_IFMT != libc::S_IFREG {
+            crate::metrics::series::fuse_op("mknod", libc::EPERM);
             return reply.error(Errno::EPERM);
         }
         let work = self.fs_and_name(req, name).map(|(fs, name)| async move {
@@ -244,7 +245,10 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.fail(failed("write", &e)),
         };
         match fs.write_now(fh, offset, data) {
-            Some(Ok(n)) => reply.written(n),
+            Some(Ok(n)) => {
+                crate::metrics::series::fuse_op("write", 0);
+                reply.written(n)
+            }
             Some(Err(e)) => reply.fail(failed("write", &e)),
             None => {
                 let data = data.to_vec();
@@ -320,6 +324,7 @@ impl Filesystem for FuseAdapter {
                 break;
             }
         }
+        crate::metrics::series::fuse_op("readdir", 0);
         reply.ok();
     }
 
@@ -354,6 +359,7 @@ impl Filesystem for FuseAdapter {
                 break;
             }
         }
+        crate::metrics::series::fuse_op("readdirplus", 0);
         reply.ok();
     }
 

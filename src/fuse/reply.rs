@@ -36,7 +36,7 @@ error_replies!(
     ReplyWrite
 );
 
-/// A failed operation's errno, logged once here: at WARN with the error and its sources (the S3
+/// A failed operation's errno, counted and logged once here: at WARN with the error and its sources (the S3
 /// error included), or at DEBUG for answers that are routine (a name that does not exist, already
 /// exists, a directory not empty, a request the kernel may retry another way).
 pub(super) fn failed(op: &'static str, e: &FsError) -> Errno {
@@ -46,6 +46,7 @@ pub(super) fn failed(op: &'static str, e: &FsError) -> Errno {
         }
         _ => tracing::warn!(op, error = %e.chain(), errno = e.errno(), "operation failed"),
     }
+    crate::metrics::series::fuse_op(op, e.errno());
     Errno::from_i32(e.errno())
 }
 

@@ -38,6 +38,8 @@ pub enum MountError {
     CoreDumps(#[source] std::io::Error),
     #[error(transparent)]
     Client(#[from] StackError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::exporter::ExporterError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot create a pipe: {0}")]

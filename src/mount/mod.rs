@@ -11,6 +11,7 @@ pub mod control;
 mod error;
 pub mod options;
 mod preflight;
+mod report;
 mod staging;
 
 use std::os::fd::RawFd;
@@ -95,6 +96,9 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
 fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd>) -> Result<(), MountError> {
     fixed_mmap_threshold();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(MountError::Runtime)?;
+    // First, so that the sign-in checks below are counted too.
+    let exporter = crate::metrics::exporter::Exporter::install(&rt, req.options.metrics)?;
+    let since = std::time::SystemTime::now();
     let mut profile = req.profile.clone();
     req.options.apply_to(&mut profile);
     let endpoint = profile.endpoint.clone().ok_or_else(|| MountError::NoEndpoint(profile.name.clone()))?;
@@ -102,8 +106,9 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
         multi_user(&rt, &req, profile.clone(), endpoint, clients)?
     } else {
         let store = TokenStore::open(&req.state_dir).map_err(crate::stack::StackError::from)?;
-        let client = rt.block_on(clients.build_checked(&profile, &endpoint, store))?;
+        let client = rt.block_on(clients.build_checked(&profile, &endpoint, store.clone()))?;
         let fs = Arc::new(Fs::new(client, fs_config(&req.options, &profile, &req.mountpoint)?));
+        fs.set_identity(&profile.name, store);
         Arc::new(SingleUser(fs)) as Arc<dyn FsResolver>
     };
     let adapter = FuseAdapter::new(resolver.clone(), rt.handle().clone());
@@ -119,10 +124,16 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
     }
     tracing::info!(mountpoint = %req.mountpoint.display(), profile = %profile.name, "mounted");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let socket = control::socket_path(&req.state_dir, &req.mountpoint);
-    if let Err(e) = control::serve(&rt, &socket, stop.clone()) {
-        tracing::warn!(socket = %socket.display(), error = %e, "no control socket; `ssofs unmount` falls back to fusermount3");
-    }
+    let view = Arc::new(report::MountView {
+        resolver: resolver.clone(),
+        profile: profile.name.clone(),
+        mountpoint: req.mountpoint.clone(),
+        multiuser: req.options.multiuser,
+        since,
+        metrics_addr: req.options.metrics,
+        exporter,
+    });
+    let sockets = control_sockets(&rt, &req, stop.clone(), view);
     background::announce_ready(ready);
 
     if rt.block_on(stop_signal(&background, &stop)) {
@@ -139,8 +150,43 @@ fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd
         background.join().map_err(MountError::SessionEnded)?;
     }
     tracing::info!(mountpoint = %req.mountpoint.display(), "unmounted");
-    let _ = std::fs::remove_file(&socket);
+    for socket in sockets {
+        let _ = std::fs::remove_file(&socket);
+    }
     Ok(())
+}
+
+/// The control socket (and, for a multi-user mount, the public one for its users), and the task
+/// that keeps the sign-in gauges current for the HTTP listener. Returns the sockets made.
+fn control_sockets(
+    rt: &tokio::runtime::Runtime,
+    req: &MountRequest,
+    stop: Arc<tokio::sync::Notify>,
+    view: Arc<report::MountView>,
+) -> Vec<PathBuf> {
+    let mut made = Vec::new();
+    let socket = control::socket_path(&req.state_dir, &req.mountpoint);
+    match control::serve(rt, &socket, stop, view.clone()) {
+        Ok(()) => made.push(socket),
+        Err(e) => tracing::warn!(socket = %socket.display(), error = %e,
+            "no control socket; `ssofs unmount` falls back to fusermount3 and `ssofs status` cannot see this mount"),
+    }
+    if req.options.multiuser {
+        let public = control::public_socket_path(&req.mountpoint);
+        match control::serve_public(rt, &public, view.clone()) {
+            Ok(()) => made.push(public),
+            Err(e) => tracing::warn!(socket = %public.display(), error = %e,
+                "no public status socket; users of this mount cannot see their figures with `ssofs status`"),
+        }
+    }
+    rt.spawn(async move {
+        loop {
+            let view = view.clone();
+            let _ = tokio::task::spawn_blocking(move || view.refresh_gauges()).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    made
 }
 
 /// Buffers of 128 KiB and more (block-cache blocks, parts in flight) get pages of their own that

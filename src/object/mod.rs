@@ -124,4 +124,10 @@ pub trait ObjectClient: Send + Sync + 'static {
 
     /// Deleting a missing key succeeds, as in S3.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError>;
+
+    /// When the S3 credentials in use expire, for `ssofs status` (`None`: none yet, or a client
+    /// without credentials).
+    fn credentials_expire_at(&self) -> Option<SystemTime> {
+        None
+    }
 }

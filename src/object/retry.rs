@@ -149,6 +149,10 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
         self.run("DeleteObject", || self.inner.delete(bucket, key)).await
     }
+
+    fn credentials_expire_at(&self) -> Option<std::time::SystemTime> {
+        self.inner.credentials_expire_at()
+    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl MultiUser {
         if store.load(&self.profile.name).map_err(|e| e.to_string())?.is_none() {
             return Err(not_signed_in());
         }
-        let client = self.clients.build(&self.profile, &self.endpoint, store).map_err(|e| e.to_string())?;
+        let client = self.clients.build(&self.profile, &self.endpoint, store.clone()).map_err(|e| e.to_string())?;
         let mut config = self.template.clone();
         config.uid = uid;
         config.gid = gid;
@@ -105,7 +105,9 @@ impl MultiUser {
         // (or their own) staged writes and cached blocks.
         config.staging_dir = crate::untrusted::private_dir(&self.template.staging_dir.join(format!("uid-{uid}")))?;
         crate::fs::staging::expire_refused(&config.staging_dir);
-        Ok(Arc::new(Fs::with_shared(client, config, &self.shared)))
+        let fs = Arc::new(Fs::with_shared(client, config, &self.shared));
+        fs.set_identity(&self.profile.name, store);
+        Ok(fs)
     }
 
     fn entry(&self, uid: u32) -> Arc<Entry> {

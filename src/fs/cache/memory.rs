@@ -60,7 +60,9 @@ impl BlockCache for MemoryCache {
                     None => break,
                 }
             }
+            crate::metrics::series::cache_bytes(inner.bytes as u64);
         }
+        crate::metrics::series::cache_evicted(evicted.len() as u64);
         // Spilling happens outside the lock: other readers need not wait for the disk.
         if let Some(spill) = &self.spill {
             for (k, block) in evicted {

@@ -10,19 +10,27 @@ use crate::fs::{Fs, FsError, FsResult, Stat};
 use crate::object::ObjectError;
 use crate::object::meta::FileMeta;
 
+/// How often a close or fsync waiting for an upload logs its progress.
+const UPLOAD_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Fs {
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let handle = self.handle(fh)?;
         {
             let f = handle.file.lock().await;
             if let Some(staged) = &f.staged {
-                return staged.read_at(offset, size);
+                return staged.read_at(offset, size).inspect(|data| self.stats.read(data.len() as u64));
             }
         }
-        match &handle.reader {
+        let read = match &handle.reader {
             Some(reader) => reader.lock().await.read(offset, size).await,
             None => Err(FsError::BadHandle),
+        };
+        // A failure was noted by the object client already (the identity's last error).
+        if let Ok(data) = &read {
+            self.stats.read(data.len() as u64);
         }
+        read
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
@@ -57,6 +65,7 @@ impl Fs {
         let staged = f.staged.as_mut().ok_or(FsError::BadHandle)?;
         let offset = if handle.append { staged.len()? } else { offset };
         staged.write_at(offset, data)?;
+        self.stats.written(data.len() as u64);
         let size = staged.len()?;
         self.set_size_attr(handle.ino, size);
         Ok(data.len() as u32)
@@ -88,8 +97,18 @@ impl Fs {
         let meta = if self.config.metadata { meta } else { FileMeta::default() };
         // No fdatasync first: the upload reads the file through the same page cache, and close()
         // returns only once the object is in S3 (an fdatasync cost 6.6 ms per small file).
-        match self.client.put_file(&inode.bucket, &inode.key, staged.file(), &meta).await {
+        let progress = self.stats.uploads.start(&inode.bucket, &inode.key, staged.len()?);
+        let put = progress.sending(self.client.put_file(&inode.bucket, &inode.key, staged.file(), &meta));
+        // Whoever waits in close/fsync for a long upload is told, in the log, how far it got.
+        let (bucket, key) = (&inode.bucket, &inode.key);
+        let outcome = crate::metrics::uploads::reporting(put, &progress, UPLOAD_PROGRESS_EVERY, |done, total| {
+            tracing::info!(bucket = %bucket, key = %key, done, total, "close/fsync still waiting for the upload")
+        })
+        .await;
+        match outcome {
             Ok(info) => {
+                progress.finish("ok");
+                self.stats.upload_succeeded(&inode.bucket, &inode.key);
                 staged.dirty = false;
                 staged.refused = false;
                 f.pending_meta = FileMeta::default();
@@ -101,6 +120,9 @@ impl Fs {
                 tracing::error!(bucket = %inode.bucket, key = %inode.key, staged = %staged.path.display(), error = %e,
                     "upload failed; the written data is kept in the staged file");
                 staged.refused = matches!(e, ObjectError::AccessDenied);
+                progress.finish(if staged.refused { "refused" } else { "failed" });
+                let (bucket, key) = (&inode.bucket, &inode.key);
+                self.stats.upload_failed(bucket, key, &staged.path, &e.to_string(), staged.refused);
                 Err(e.into())
             }
         }

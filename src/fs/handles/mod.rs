@@ -127,8 +127,11 @@ impl Fs {
         } else if staged.refused {
             let path = staged.path.clone();
             match staged.move_to_refused() {
-                Ok(to) => tracing::warn!(kept = %to.display(),
-                    "the bucket policy refused this upload; the data is kept for `ssofs recover --export` until it expires"),
+                Ok(to) => {
+                    self.stats.moved(&path, &to);
+                    tracing::warn!(kept = %to.display(),
+                    "the bucket policy refused this upload; the data is kept for `ssofs recover --export` until it expires")
+                }
                 Err(e) => {
                     tracing::warn!(staged = %path.display(), error = %e, "refused upload kept in the staging directory")
                 }

@@ -54,6 +54,8 @@ pub struct MountOptions {
     /// `buckets=a:b/prefix`: buckets (or prefixes) shown at the root besides what ListBuckets
     /// returns; replaces the profile's `buckets`.
     pub buckets: Option<Vec<String>>,
+    /// `metrics=127.0.0.1:PORT`: serve the Prometheus metrics over HTTP there (loopback only).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Not an `-o` option: the mount source `s3://bucket[/prefix]`, mounted as the root itself.
     pub root_bucket: Option<String>,
 }
@@ -279,6 +281,8 @@ mod tests {
             ("disk_cache_size=2G,cache_dir=/var/cache/ssofs,duration_seconds=900", |o| {
                 o.disk_cache_size == Some(2 << 30) && o.duration_seconds == Some(900)
             }),
+            ("metrics=127.0.0.1:9100", |o| o.metrics == Some("127.0.0.1:9100".parse().unwrap())),
+            ("metrics=[::1]:9100", |o| o.metrics == Some("[::1]:9100".parse().unwrap())),
         ];
         for (input, check) in ok {
             let o = p(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -300,6 +304,10 @@ mod tests {
             ("op_timeout", "needs a value"),
             ("insecure_tls=yes", "takes no value"),
             ("ro=1", "takes no value"),
+            ("metrics=0.0.0.0:1", "mount option metrics=0.0.0.0:1: 0.0.0.0 is not a loopback address"),
+            ("metrics=192.168.1.5:9100", "use 127.0.0.1:9100 or [::1]:9100"),
+            ("metrics=localhost:9100", "expected a loopback address and port"),
+            ("metrics=127.0.0.1", "expected a loopback address and port"),
         ];
         for (input, want) in bad {
             let e = p(input).expect_err(input);

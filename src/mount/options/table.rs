@@ -231,6 +231,15 @@ pub const OPTIONS: &[MountOption] = &[
                ~USER/.local/state/ssofs (see README, \"Multi-user mounts\")",
     },
     MountOption {
+        name: "metrics",
+        takes: Takes::Value("127.0.0.1:PORT", |o, v| {
+            o.metrics = Some(loopback(v)?);
+            Ok(())
+        }),
+        help: "serve Prometheus metrics over HTTP at this loopback address (GET /metrics); any local user can \
+               read them, so they carry no user names, buckets or keys",
+    },
+    MountOption {
         name: "op_timeout",
         takes: Takes::Value("SECS", |o, v| {
             let secs: f64 = v
@@ -302,6 +311,22 @@ fn ttl(v: &str) -> Result<Duration, String> {
         .filter(|s: &f64| (0.0..=MAX_TTL_SECS).contains(s))
         .ok_or("expected seconds up to 1000000000, e.g. 1 or 0.5")?;
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A loopback `ADDR:PORT`: any local user may read the metrics, but nobody on the network.
+fn loopback(v: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr =
+        v.parse().map_err(|_| "expected a loopback address and port, e.g. 127.0.0.1:9100 or [::1]:9100")?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{} is not a loopback address; the metrics would be readable from the network: use 127.0.0.1:{} or \
+             [::1]:{}",
+            addr.ip(),
+            addr.port(),
+            addr.port()
+        ));
+    }
+    Ok(addr)
 }
 
 fn size(v: &str, expected: &str) -> Result<u64, String> {

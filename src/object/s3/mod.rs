@@ -16,6 +16,7 @@ use md5::Digest;
 
 mod download;
 mod errors;
+mod metered;
 mod transport;
 mod upload;
 
@@ -65,7 +66,8 @@ impl S3ObjectClient {
         let mut conf = s3_config(&provider, endpoint)
             .timeout_config(timeouts)
             .retry_config(retry)
-            .interceptor(super::complete_xml::CompleteXml);
+            .interceptor(super::complete_xml::CompleteXml)
+            .interceptor(metered::Metered);
         if let Some(http) = http {
             conf = conf.http_client(http);
         }
@@ -266,6 +268,10 @@ impl ObjectClient for S3ObjectClient {
             .await
             .map_err(self.failed())?;
         Ok(())
+    }
+
+    fn credentials_expire_at(&self) -> Option<SystemTime> {
+        self.provider.expires_at()
     }
 }
 

@@ -58,6 +58,7 @@ impl S3ObjectClient {
             })
             .await
             .map_err(self.failed())?;
+        crate::metrics::uploads::sent(size); // progress hook (status, close/fsync log): the PUT is sent
         if let Some(md5) = &md5 {
             check_etag(key, md5, out.e_tag());
         }
@@ -225,6 +226,7 @@ impl S3ObjectClient {
             })
             .await
             .map_err(self.failed())?;
+        crate::metrics::uploads::sent(len); // progress hook (status, close/fsync log): this part is sent
         let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
         Ok(CompletedPart::builder()
             .part_number(number)
