@@ -96,8 +96,9 @@ impl Drop for MemoryCache {
             self.inner.get_mut().unwrap().blocks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let missing: Vec<_> = blocks.into_iter().filter(|(k, _)| !disk.contains(k)).collect();
         let n = missing.len();
+        let deadline = started + super::disk::FLUSH_WAIT;
         for (k, block) in missing {
-            disk.store(k, block, true);
+            disk.store(k, block, Some(deadline));
         }
         if n > 0 {
             tracing::info!(

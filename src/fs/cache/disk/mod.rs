@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -39,8 +39,9 @@ use format::Name;
 const LOCK_FILE: &str = "lock";
 /// Blocks waiting for the writer at most (memory beyond the memory tier when all were evicted).
 const QUEUE_BYTES: u64 = 16 << 20;
-/// How long a block handed over at unmount waits for room in the queue before it is given up.
-const FLUSH_WAIT: Duration = Duration::from_secs(30);
+/// How long unmount waits for the disk at most (a hung disk must not hang the unmount): blocks not
+/// written by then are only fetched again by the next mount.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(30);
 
 /// Why the disk tier could not start (the mount then caches in memory only).
 #[derive(Debug, thiserror::Error)]
@@ -113,18 +114,17 @@ impl DiskCache {
         Ok(DiskCache { shared, queue: Some(tx), writer: Some(writer), _lock: lock })
     }
 
-    /// Queues `data` for the writer. With `wait`, waits for room in the queue (at unmount); without,
-    /// a full queue drops the block (reads must not wait for the disk).
-    pub fn store(&self, key: BlockKey, data: Bytes, wait: bool) {
+    /// Queues `data` for the writer. With a deadline, waits until then for room in the queue (at
+    /// unmount); without, a full queue drops the block (reads must not wait for the disk).
+    pub fn store(&self, key: BlockKey, data: Bytes, wait_until: Option<Instant>) {
         if !self.shared.storable(&key, data.len()) {
             return;
         }
         let name = format::name(&self.shared.scope, &key);
         let len = data.len() as u64;
         let mut index = self.shared.lock();
-        if wait {
-            let deadline = std::time::Instant::now() + FLUSH_WAIT;
-            while index.queued_bytes + len > QUEUE_BYTES && std::time::Instant::now() < deadline {
+        if let Some(deadline) = wait_until {
+            while index.queued_bytes + len > QUEUE_BYTES && Instant::now() < deadline {
                 index = self.shared.dequeued.wait_timeout(index, Duration::from_millis(100)).unwrap().0;
             }
         }
@@ -148,17 +148,22 @@ impl DiskCache {
         self.shared.dir.join(format::file_name(name, format::SUFFIX))
     }
 
-    /// Reads a block file, checks it is `key`'s and whole, and marks it used (its mtime).
-    fn read(&self, name: &Name, key: &BlockKey) -> Result<Bytes, String> {
+    /// Reads a block file, checks it is `key`'s and whole, and marks it used (its mtime). `Ok(None)`:
+    /// the file is gone (evicted by the writer since the index was looked at).
+    fn read(&self, name: &Name, key: &BlockKey) -> Result<Option<Bytes>, String> {
         let path = self.path(name);
         let expect = crate::untrusted::Expect { owner: Some(crate::untrusted::euid()), private: true };
-        let file = crate::untrusted::open_regular(&path, expect).map_err(|e| e.to_string())?;
+        let file = match crate::untrusted::open_regular(&path, expect) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
         let mut bytes = Vec::new();
         (&file).take(format::MAX_HEADER + format::MAX_DATA).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         let data = format::decode(bytes, &self.shared.scope, key).map_err(|bad| format!("{bad:?}"))?;
         // The LRU order of the next mount; a failure only makes this block look older.
         let _ = file.set_modified(SystemTime::now());
-        Ok(data)
+        Ok(Some(data))
     }
 }
 
@@ -209,7 +214,11 @@ impl BlockCache for DiskCache {
             index.blocks.get(&name)?;
         }
         match self.read(&name, key) {
-            Ok(data) => Some(data),
+            Ok(Some(data)) => Some(data),
+            Ok(None) => {
+                self.shared.forget(&name);
+                None
+            }
             Err(why) => {
                 tracing::warn!(path = %self.path(&name).display(), why, "disk cache block unusable; removed");
                 let _ = std::fs::remove_file(self.path(&name));
@@ -221,7 +230,7 @@ impl BlockCache for DiskCache {
 
     /// Stores a block; failures only mean the block is not cached.
     fn insert(&self, key: BlockKey, data: Bytes) {
-        self.store(key, data, false);
+        self.store(key, data, None);
     }
 
     fn bytes(&self) -> u64 {
@@ -231,13 +240,21 @@ impl BlockCache for DiskCache {
 
 impl Drop for DiskCache {
     /// Writes what is queued before the mount goes away: closing the queue ends the writer once it
-    /// has written everything sent.
+    /// has written everything sent. A disk that does not take it within `FLUSH_WAIT` is left behind.
     fn drop(&mut self) {
         drop(self.queue.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        let deadline = Instant::now() + FLUSH_WAIT;
+        let mut index = self.shared.lock();
+        while !index.queued.is_empty() && Instant::now() < deadline {
+            index = self.shared.dequeued.wait_timeout(index, Duration::from_millis(100)).unwrap().0;
         }
-        let index = self.shared.lock();
+        if index.queued.is_empty()
+            && let Some(writer) = self.writer.take()
+        {
+            drop(index);
+            let _ = writer.join();
+            index = self.shared.lock();
+        }
         tracing::info!(blocks = index.blocks.len(), bytes = index.bytes, dropped = index.dropped, "disk cache closed");
     }
 }

@@ -121,6 +121,8 @@ fn a_lowered_limit_is_enforced_at_open_least_recently_used_first() {
     for b in [3, 4, 0] {
         assert_eq!(c.get(&key(b)).unwrap(), block(b));
     }
+    let used = std::fs::metadata(file_of(&dir, &key(0))).unwrap().modified().unwrap();
+    assert!(used > base + Duration::from_secs(60), "a hit marks the block used for the next mount's order");
     // And while running: a new block pushes out the least recently used (3 now).
     c.insert(key(7), block(7));
     drop(c);
