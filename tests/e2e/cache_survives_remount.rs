@@ -1,10 +1,14 @@
 //! A user reads a dataset through a mount with `-o cache_dir=`, unmounts (or reboots) and mounts
 //! again: reading it again costs no GetObject, its blocks come from the disk cache. When the object
-//! changes behind the mount's back, the next mount serves the new content, never the old blocks.
+//! changes behind the mount's back, the next mount serves the new content, never the old blocks. In a
+//! multi-user mount the blocks on disk stay each user's own across remounts.
 
-use std::time::Duration;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use crate::support::{self, s3_put, sha, unique_dir};
+use crate::support::system::{UnixUser, tag};
+use crate::support::{self, s3_put, sha, text, unique_dir};
 use ssofs::mount::MountOptions;
 
 const BUCKET: &str = "analytics-raw";
@@ -69,8 +73,79 @@ async fn a_dataset_read_before_a_remount_is_read_from_disk_until_it_changes() {
     let cache = std::fs::read_dir(dir.join("cache/blocks")).unwrap().count();
     assert!(cache > 64, "the blocks are kept on disk: {cache} files");
     let blocks_dir = std::fs::metadata(dir.join("cache/blocks")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(blocks_dir.permissions().mode() & 0o777, 0o700);
+    let _ = std::fs::remove_dir_all(&dir);
+    stack.shutdown().await;
+}
+
+/// Mounts `-o multiuser` with a cache_dir (as root, served in the background), waiting for it.
+async fn mount_multiuser(stack: &ssofs_devstack::Running, dir: &std::path::Path) -> String {
+    let m = dir.join("mnt").to_str().unwrap().to_string();
+    let options =
+        format!("multiuser,cache_dir={},state_dir={}", dir.join("cache").display(), dir.join("root-state").display());
+    let out = tokio::task::block_in_place(|| support::ssofs_cli(stack, dir, &["mount", &m, "-o", &options]));
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !support::is_mounted(&dir.join("mnt")) {
+        assert!(Instant::now() < deadline, "not mounted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    m
+}
+
+/// Unmounts and waits for the serving process to exit (it holds the cache directory until then).
+async fn unmount_multiuser(stack: &ssofs_devstack::Running, dir: &std::path::Path, m: &str) {
+    let pid = support::server_pid(std::path::Path::new(m));
+    let out = tokio::task::block_in_place(|| support::ssofs_cli(stack, dir, &["unmount", m]));
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}/exe")).exists()) {
+        assert!(Instant::now() < deadline, "the mount process did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// GetObjects the dataset costs when `user` reads it through the multi-user mount `m`.
+async fn read_as(stack: &ssofs_devstack::Running, user: &UnixUser, m: &str, want: &str) -> usize {
+    let before = request_count(stack).await;
+    let out = tokio::task::block_in_place(|| user.run(&format!("sha256sum {m}/{BUCKET}/{KEY}")));
+    assert!(text(&out).starts_with(want), "{} reads the dataset: {}", user.name, text(&out));
+    gets_since(stack, before).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_multiuser_mount_each_user_gets_only_the_blocks_they_fetched_also_after_a_remount() {
+    let stack = start_stack().await;
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = PathBuf::from(format!("/tmp/ssofs-mupcache-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let homes = PathBuf::from("/tmp/ssofs-mupcache-homes");
+    let tag = tag();
+    let (ann, bob) = (UnixUser::create(&format!("pca{tag}"), &homes), UnixUser::create(&format!("pcb{tag}"), &homes));
+    // The same Azure AD account for both: only the Unix identity tells their blocks apart.
+    ann.sign_in(&stack, "alice").await;
+    bob.sign_in(&stack, "alice").await;
+    let body: Vec<u8> = (0..16usize << 20).map(|i| (i % 239) as u8).collect();
+    s3_put(&stack, BUCKET, KEY, body.clone()).await;
+    let want = sha(&body);
+
+    let m = mount_multiuser(&stack, &dir).await;
+    assert!(read_as(&stack, &ann, &m, &want).await > 0, "ann's first read fetches the dataset");
+    unmount_multiuser(&stack, &dir, &m).await;
+
+    let m = mount_multiuser(&stack, &dir).await;
+    assert_eq!(read_as(&stack, &ann, &m, &want).await, 0, "ann's blocks are on disk for her after the remount");
+    assert!(read_as(&stack, &bob, &m, &want).await > 0, "bob is never served ann's blocks: he fetches his own");
+    unmount_multiuser(&stack, &dir, &m).await;
+
+    let blocks = dir.join("cache/blocks");
+    let meta = std::fs::metadata(&blocks).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o700), "root's, private");
+    for e in std::fs::read_dir(&blocks).unwrap() {
+        let meta = e.unwrap().metadata().unwrap();
+        assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o600));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     stack.shutdown().await;
 }
