@@ -158,8 +158,11 @@ impl DiskCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
-        let mut bytes = Vec::new();
-        (&file).take(format::MAX_HEADER + format::MAX_DATA).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        let max = format::MAX_HEADER + format::MAX_DATA;
+        // Sized from the start: grown by doubling, a 1 MiB block would hold 2 MiB in the memory tier.
+        let size = file.metadata().map_err(|e| e.to_string())?.len().min(max);
+        let mut bytes = Vec::with_capacity(size as usize);
+        (&file).take(max).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         let data = format::decode(bytes, &self.shared.scope, key).map_err(|bad| format!("{bad:?}"))?;
         // The LRU order of the next mount; a failure only makes this block look older.
         let _ = file.set_modified(SystemTime::now());
