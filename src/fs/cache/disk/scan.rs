@@ -94,7 +94,9 @@ fn remove_any(path: &Path) {
     let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     // remove_dir_all never follows symlinks inside the tree it removes.
     let removed = if is_dir { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
-    if let Err(e) = removed {
+    if let Err(e) = removed
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove a stray file from the disk cache");
     }
 }
