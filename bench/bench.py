@@ -24,6 +24,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import scale
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release")
 MiB = 1 << 20
@@ -60,6 +62,8 @@ SSOFS_OPTS = os.environ.get(
 BUCKET = "analytics-raw"
 PFX = "bench/"
 RESULTS = os.path.join(ROOT, "bench", "results")
+# Issue 15's scale figures (bench/scale.py), filled by main().
+SCALE = {}
 
 
 def log(*a):
@@ -610,6 +614,10 @@ def main():
                 log(f"bench: repetition {rep + 1}/{CFG['reps']}: {m.name}")
                 measure_mount(stack, m, rep, add)
         measure_curves(stack, mounts, add)
+        if os.environ.get("BENCH_SCALE", "1") != "0":
+            log("bench: scale: a million-object tree, then many users on one multi-user mount")
+            SCALE["meta"] = scale.metadata_scale(sys.modules[__name__], stack, Ssofs(stack))
+            SCALE["mu"] = scale.multiuser_scale(sys.modules[__name__])
     finally:
         for m in mounts:
             try:
@@ -856,6 +864,8 @@ def report(R, mounts, fs, elapsed):
     os.makedirs(RESULTS, exist_ok=True)
     curves = curves_section(M, mount_names + ["direct"])
     t = targets(M, R, mount_names)
+    scale_lines, scale_targets = scale.section(SCALE.get("meta"), SCALE.get("mu"), CACHE_SIZE_MIB)
+    t += scale_targets
     tl = [f"- {'met' if x['met'] else 'MISSED'}: {x['target']} ({x['detail']}) [{x['source']}]" for x in t]
 
     settings = [f"- {m.name}: `{m.settings}`" for m in mounts]
@@ -888,6 +898,7 @@ def report(R, mounts, fs, elapsed):
             *requests_section(R, BASELINES[:1] + mount_names),
             "",
             *curves,
+            *scale_lines,
             "## Settings",
             "",
             *settings,
@@ -901,7 +912,7 @@ def report(R, mounts, fs, elapsed):
         f.write(md)
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump({"config": CFG, "ssofs_opts": SSOFS_OPTS, "elapsed_s": elapsed, "samples": R, "medians": M,
-                   "table": table, "targets": t, "settings": settings}, f, indent=1)
+                   "table": table, "targets": t, "settings": settings, "scale": SCALE}, f, indent=1)
     print(md)
 
 

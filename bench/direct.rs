@@ -8,6 +8,7 @@
 //! bench-direct put-many BUCKET PREFIX N BYTES CONC # N objects PREFIXi of BYTES each, CONC at a time
 //! bench-direct get BUCKET KEY                     # one GetObject streamed to nowhere
 //! bench-direct list BUCKET PREFIX                 # ListObjectsV2 paging with delimiter "/"
+//! bench-direct list-flat BUCKET PREFIX            # ListObjectsV2 paging of every key, no delimiter
 //! bench-direct ttfb BUCKET KEY                    # fresh client: time to the first body byte
 //! bench-direct presign BUCKET KEY SECS            # a presigned GetObject URL (for curl), as {"url": ...}
 //! ```
@@ -151,6 +152,18 @@ async fn main() {
             while let Some(page) = pages.next().await {
                 let page = page.expect("ListObjectsV2");
                 count += page.contents().len() + page.common_prefixes().len();
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!("{{\"secs\":{secs},\"count\":{count}}}");
+        }
+        // Every key under a prefix, 1,000 per page, no delimiter: the cheapest way to enumerate a tree.
+        Some("list-flat") => {
+            let c = client();
+            let t = Instant::now();
+            let mut count = 0usize;
+            let mut pages = c.list_objects_v2().bucket(a(1)).prefix(a(2)).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                count += page.expect("ListObjectsV2").contents().len();
             }
             let secs = t.elapsed().as_secs_f64();
             println!("{{\"secs\":{secs},\"count\":{count}}}");

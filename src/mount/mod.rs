@@ -81,6 +81,9 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
     c.attr_ttl = opts.attr_ttl.unwrap_or(c.attr_ttl);
     c.dir_ttl = opts.dir_ttl.unwrap_or(c.dir_ttl);
     c.cache_size = opts.cache_size.unwrap_or(c.cache_size);
+    let limits = &mut c.metadata_limits;
+    limits.listed_entries = opts.listing_entries.unwrap_or(limits.listed_entries);
+    limits.negative = opts.negative_entries.unwrap_or(limits.negative);
     // An explicit cache_dir also turns on the disk tier of the block cache (default 1 GiB), whose
     // blocks belong to this profile and endpoint.
     if let Some(dir) = &opts.cache_dir {

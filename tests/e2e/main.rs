@@ -24,6 +24,7 @@ mod mount_command;
 mod mount_waits_for_a_new_login;
 mod multiuser_attacks;
 mod multiuser_mount;
+mod multiuser_scale;
 mod multiuser_shared_cache;
 mod multiuser_staging_quota;
 mod named_buckets;

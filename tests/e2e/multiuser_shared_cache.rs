@@ -7,21 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::system::{UnixUser, tag};
-use crate::support::{self, is_mounted, text};
+use crate::support::{self, is_mounted, sts_calls, text, vm_hwm_mib};
 
 const USERS: usize = 10;
 const CACHE_MIB: u64 = 32;
 const OBJECT_MIB: usize = 48;
-
-fn vm_hwm_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    kib / 1024
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_users_reading_at_once_share_one_cache_budget() {
@@ -90,10 +80,4 @@ async fn ten_users_reading_at_once_share_one_cache_budget() {
     let out = tokio::task::block_in_place(|| support::ssofs_cli(&stack, &dir, &["unmount", &m]));
     assert!(out.status.success(), "{}", text(&out));
     stack.shutdown().await;
-}
-
-async fn sts_calls(stack: &ssofs_devstack::Running) -> usize {
-    let log: Vec<serde_json::Value> =
-        reqwest::get(format!("{}/requests", stack.control_url)).await.unwrap().json().await.unwrap();
-    log.iter().filter(|r| r["op"] == "AssumeRoleWithWebIdentity").count()
 }

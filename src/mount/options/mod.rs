@@ -17,6 +17,9 @@ pub struct MountOptions {
     pub attr_ttl: Option<Duration>,
     pub dir_ttl: Option<Duration>,
     pub cache_size: Option<usize>,
+    /// `listing_entries=N`, `negative_entries=N`: the metadata maps' capacities.
+    pub listing_entries: Option<usize>,
+    pub negative_entries: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     pub disk_cache_size: Option<u64>,
     /// `staging_quota=SIZE`: bytes of written data one user may have staged (default 1G per user
@@ -219,6 +222,14 @@ mod tests {
         assert!(p("attr_ttl=-1").is_err());
         assert!(p("uid").unwrap_err().contains("needs a value"));
         assert!(p("allow_other,allow_root").is_err());
+        assert!(p("listing_entries=0").unwrap_err().contains("listing_entries"));
+        assert!(p("negative_entries=many").unwrap_err().contains("above 0"));
+    }
+
+    #[test]
+    fn metadata_capacities_are_options() {
+        let o = p("listing_entries=1000000,negative_entries=500").unwrap();
+        assert_eq!((o.listing_entries, o.negative_entries), (Some(1_000_000), Some(500)));
     }
 
     /// README's Options paragraph names every option of the table.

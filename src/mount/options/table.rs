@@ -76,6 +76,23 @@ pub const OPTIONS: &[MountOption] = &[
         help: "how long listings are trusted (default 5)",
     },
     MountOption {
+        name: "listing_entries",
+        takes: Takes::Value("N", |o, v| {
+            o.listing_entries = Some(count(v)?);
+            Ok(())
+        }),
+        help: "directory entries kept in cached listings, all directories together, least recently used \
+               dropped first (about 200 bytes each; default 100000)",
+    },
+    MountOption {
+        name: "negative_entries",
+        takes: Takes::Value("N", |o, v| {
+            o.negative_entries = Some(count(v)?);
+            Ok(())
+        }),
+        help: "names remembered as missing, each for its TTL (default 10000)",
+    },
+    MountOption {
         name: "cache_size",
         takes: Takes::Value("256M", |o, v| {
             o.cache_size = Some(parse_size(v).ok_or("expected a size such as 512M or 2G")?);
@@ -312,4 +329,12 @@ fn parse_size(s: &str) -> Option<usize> {
         _ => (s, 1),
     };
     digits.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// A positive count (capacities: a zero one would keep nothing and ask S3 for everything).
+fn count(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above 0".into()),
+    }
 }

@@ -205,3 +205,21 @@ pub fn sha(data: &[u8]) -> String {
 pub fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// Peak resident memory (VmHWM) of process `pid`, in MiB.
+pub fn vm_hwm_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kib / 1024
+}
+
+/// STS exchanges the devstack has served so far.
+pub async fn sts_calls(stack: &ssofs_devstack::Running) -> usize {
+    let log: Vec<serde_json::Value> =
+        reqwest::get(format!("{}/requests", stack.control_url)).await.unwrap().json().await.unwrap();
+    log.iter().filter(|r| r["op"] == "AssumeRoleWithWebIdentity").count()
+}
