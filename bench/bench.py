@@ -217,8 +217,9 @@ class Ssofs(Mount):
     prog = "ssofs"
     settings = f"ssofs mount MNT -o {SSOFS_OPTS} (alice's STS credentials)"
 
-    def mount(self):
-        shutil.rmtree(os.path.join(WORK, "ssofs-cache"), ignore_errors=True)
+    def mount(self, keep_cache=False):
+        if not keep_cache:
+            shutil.rmtree(os.path.join(WORK, "ssofs-cache"), ignore_errors=True)
         run([f"{REL}/ssofs", "mount", self.mnt, "-o", SSOFS_OPTS], env=self.stack.ssofs_env)
         wait_mounted(self.mnt)
         self.root = os.path.join(self.mnt, BUCKET, PFX)
@@ -541,6 +542,19 @@ def measure_mount(stack, m, rep, add):
         measure_rows(m.name, m.path(f"rows-{m.name}-{rep}.csv"), add)
     finally:
         m.unmount()
+    if m.name == "ssofs":
+        measure_remount(stack, m, add)
+
+
+def measure_remount(stack, m, add):
+    """Issue 18: mounted again on the same cache_dir, big.bin (read above) comes from the disk cache."""
+    m.mount(keep_cache=True)
+    try:
+        rate, ops = with_requests(stack, lambda: seq_read(m.path("big.bin")))
+        add(m.name, "read_remount", rate)
+        add(m.name, "read_remount_gets", sum(n for op, n in ops.items() if op.endswith(" GetObject")))
+    finally:
+        m.unmount()
 
 
 def measure_rows(who, path, add):
@@ -630,6 +644,8 @@ ROWS = [
     ("ttfb_ms", "8. first byte of a small object, cold", "ms", False),
     ("ttfb_reqs", "8. S3 requests for that first byte", "req", False),
     ("rows", "9. {rows} MiB as 150-byte rows, a write() each, close incl.", "s", False),
+    ("read_remount", "10. read 1 again after a remount (disk cache)", "MiB/s", True),
+    ("read_remount_gets", "10. GetObject requests for that read", "req", False),
 ]
 BASELINES = ["direct", "curl"]
 
@@ -822,6 +838,9 @@ def targets(M, R, mounts):
     if first and last:
         target("9: cost per write flat (last MiB ≤ 1.5× first MiB)", "issue 15; 1.5× is the bench's", last / first <= 1.5,
                f"{first:.1f} → {last:.1f} µs")
+    s = g("ssofs", "read_remount_gets")
+    if s is not None:
+        target("10: re-reading after a remount costs no GetObject", "issue 18", s == 0, f"{fmt(s)} GetObject")
     for _, title, _, key, _, higher, cfg in CURVES:
         xs = sorted(set(CFG[cfg]) | ({1, 4} if cfg == "readers" else set()))
         behind = []

@@ -18,8 +18,8 @@ pub struct FsConfig {
     /// How long "no such file" is remembered.
     pub negative_ttl: Duration,
     pub cache_size: usize,
-    /// Where evicted blocks spill, and how many bytes they may take there (off when `None`).
-    pub disk_cache: Option<(PathBuf, u64)>,
+    /// The disk tier of the block cache (off when `None`).
+    pub disk_cache: Option<super::cache::DiskSettings>,
     pub read_only: bool,
     /// Where files being written are staged (per user, 0700).
     pub staging_dir: PathBuf,

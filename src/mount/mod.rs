@@ -85,9 +85,14 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
     let limits = &mut c.metadata_limits;
     limits.listed_entries = opts.listing_entries.unwrap_or(limits.listed_entries);
     limits.negative = opts.negative_entries.unwrap_or(limits.negative);
-    // An explicit cache_dir also turns on the disk tier of the block cache (default 1 GiB).
+    // An explicit cache_dir also turns on the disk tier of the block cache (default 1 GiB), whose
+    // blocks belong to this profile and endpoint.
     if let Some(dir) = &opts.cache_dir {
-        c.disk_cache = Some((dir.join("blocks"), opts.disk_cache_size.unwrap_or(1 << 30)));
+        c.disk_cache = Some(crate::fs::cache::DiskSettings {
+            dir: dir.join("blocks"),
+            limit: opts.disk_cache_size.unwrap_or(1 << 30),
+            scope: format!("{}\n{}", profile.name, profile.endpoint.as_deref().unwrap_or_default()),
+        });
     }
     c.read_only = opts.read_only;
     Ok(c)

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod cache_survives_remount;
 mod credentials_sts;
 mod doctor_diagnoses_staged_faults;
 mod faults_through_the_mount;

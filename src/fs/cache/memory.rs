@@ -1,17 +1,19 @@
-//! The memory tier: least recently used blocks evicted first, bounded by bytes. Evicted blocks
-//! spill to the next tier (the disk, when there is one) and come back from it on a hit.
+//! The memory tier: least recently used blocks evicted first, bounded by bytes. With a disk tier,
+//! every block is also handed to it as it arrives (written through, off this thread), offered again
+//! when evicted (in case the disk's queue was full then), and handed over at unmount, so what was
+//! read is on disk for the next mount; a miss here is looked up there.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::{BlockCache, BlockKey};
+use super::{BlockCache, BlockKey, DiskCache};
 
 pub struct MemoryCache {
     inner: Mutex<Inner>,
     limit: usize,
-    spill: Option<Arc<dyn BlockCache>>,
+    disk: Option<Arc<DiskCache>>,
 }
 
 struct Inner {
@@ -20,9 +22,9 @@ struct Inner {
 }
 
 impl MemoryCache {
-    /// At most `limit_bytes` in memory; what is evicted goes to `spill` when given.
-    pub fn new(limit_bytes: usize, spill: Option<Arc<dyn BlockCache>>) -> Self {
-        MemoryCache { inner: Mutex::new(Inner { blocks: LruCache::unbounded(), bytes: 0 }), limit: limit_bytes, spill }
+    /// At most `limit_bytes` in memory; every block also goes to `disk` when given.
+    pub fn new(limit_bytes: usize, disk: Option<Arc<DiskCache>>) -> Self {
+        MemoryCache { inner: Mutex::new(Inner { blocks: LruCache::unbounded(), bytes: 0 }), limit: limit_bytes, disk }
     }
 }
 
@@ -31,16 +33,30 @@ impl BlockCache for MemoryCache {
         if let Some(data) = self.inner.lock().unwrap().blocks.get(key).cloned() {
             return Some(data);
         }
-        let data = self.spill.as_ref()?.get(key)?;
-        self.insert(key.clone(), data.clone());
+        let data = self.disk.as_ref()?.get(key)?;
+        self.keep(key.clone(), data.clone());
         Some(data)
     }
 
     fn contains(&self, key: &BlockKey) -> bool {
-        self.inner.lock().unwrap().blocks.contains(key) || self.spill.as_ref().is_some_and(|d| d.contains(key))
+        self.inner.lock().unwrap().blocks.contains(key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
     }
 
     fn insert(&self, key: BlockKey, data: Bytes) {
+        if let Some(disk) = &self.disk {
+            disk.insert(key.clone(), data.clone());
+        }
+        self.keep(key, data);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.inner.lock().unwrap().bytes as u64
+    }
+}
+
+impl MemoryCache {
+    /// Keeps a block in memory, evicting the least recently used beyond the limit.
+    fn keep(&self, key: BlockKey, data: Bytes) {
         if data.len() > self.limit {
             return;
         }
@@ -63,16 +79,36 @@ impl BlockCache for MemoryCache {
             crate::metrics::series::cache_bytes(inner.bytes as u64);
         }
         crate::metrics::series::cache_evicted(evicted.len() as u64);
-        // Spilling happens outside the lock: other readers need not wait for the disk.
-        if let Some(spill) = &self.spill {
+        // Outside the lock, and only a lookup unless the disk's queue was full when it arrived.
+        if let Some(disk) = &self.disk {
             for (k, block) in evicted {
-                spill.insert(k, block);
+                disk.insert(k, block);
             }
         }
     }
+}
 
-    fn bytes(&self) -> u64 {
-        self.inner.lock().unwrap().bytes as u64
+impl Drop for MemoryCache {
+    /// At unmount, blocks the disk's queue had no room for when they arrived go to disk now, so the
+    /// next mount finds everything this one read (within disk_cache_size).
+    fn drop(&mut self) {
+        let Some(disk) = &self.disk else { return };
+        let started = std::time::Instant::now();
+        let blocks: Vec<(BlockKey, Bytes)> =
+            self.inner.get_mut().unwrap().blocks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let missing: Vec<_> = blocks.into_iter().filter(|(k, _)| !disk.contains(k)).collect();
+        let n = missing.len();
+        let deadline = started + super::disk::FLUSH_WAIT;
+        for (k, block) in missing {
+            disk.store(k, block, Some(deadline));
+        }
+        if n > 0 {
+            tracing::info!(
+                blocks = n,
+                ms = started.elapsed().as_millis() as u64,
+                "memory blocks handed to the disk cache"
+            );
+        }
     }
 }
 
@@ -100,21 +136,22 @@ mod tests {
     }
 
     #[test]
-    fn evicted_blocks_spill_to_disk_and_come_back() {
+    fn blocks_are_written_through_to_disk_and_come_back() {
         let dir = std::env::temp_dir().join(format!("ssofs-disk-cache-{}", std::process::id()));
-        let disk = super::super::DiskCache::open(&dir, 2500).unwrap();
-        let c = MemoryCache::new(1000, Some(Arc::new(disk)));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = super::super::DiskSettings { dir: dir.clone(), limit: 1 << 20, scope: "p".into() };
+        let disk = Arc::new(super::super::DiskCache::open(&settings).unwrap());
+        let c = MemoryCache::new(1000, Some(disk.clone()));
         c.insert(key(0), Bytes::from(vec![1u8; 1000]));
-        c.insert(key(1), Bytes::from(vec![2u8; 1000])); // evicts 0 to disk
+        c.insert(key(1), Bytes::from(vec![2u8; 1000])); // evicts 0 from memory
         assert!(c.contains(&key(0)));
         assert_eq!(c.get(&key(0)).unwrap().as_ref(), &[1u8; 1000][..], "read back from disk");
-        for b in 2..6 {
-            c.insert(key(b), Bytes::from(vec![b as u8; 1000]));
-        }
-        let on_disk = std::fs::read_dir(&dir).unwrap().count();
-        assert!(on_disk <= 2, "the disk tier stays within its bytes: {on_disk} files");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        drop((c, disk));
+        // Both blocks reached the disk, the one still in memory too: the next mount finds them.
+        let disk = Arc::new(super::super::DiskCache::open(&settings).unwrap());
+        let c = MemoryCache::new(1000, Some(disk));
+        assert_eq!(c.get(&key(1)).unwrap().as_ref(), &[2u8; 1000][..]);
+        assert_eq!(c.get(&key(0)).unwrap().as_ref(), &[1u8; 1000][..]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Object data cached in 1 MiB blocks, behind one small trait: the memory tier (`memory`) and the
-//! optional disk tier under `cache_dir` (`disk`), which takes the blocks memory evicts.
-//! Keys carry the identity, bucket, key and ETag: a changed object never hits blocks of its previous
-//! version, and in a multi-user mount nobody is served blocks another identity fetched.
+//! optional disk tier under `cache_dir` (`disk`), which every block is written through to and which
+//! outlives the mount.
+//! Keys carry the identity, bucket, key and ETag (and on disk the mount's profile and endpoint): a
+//! changed object never hits blocks of its previous version, and in a multi-user mount nobody is
+//! served blocks another identity fetched, in this mount or an earlier one.
 
 mod disk;
 mod memory;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use disk::DiskCache;
+pub use disk::{DiskCache, DiskCacheError};
 pub use memory::MemoryCache;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,15 +35,28 @@ pub trait BlockCache: Send + Sync {
     fn bytes(&self) -> u64;
 }
 
-/// The cache a mount's settings ask for: `memory_bytes` in memory, spilling to `disk` (a private
-/// directory and its byte limit) when one is given and usable.
-pub fn build(memory_bytes: usize, disk: Option<&(PathBuf, u64)>) -> Arc<dyn BlockCache> {
-    let spill = disk.and_then(|(dir, limit)| match DiskCache::open(dir, *limit) {
-        Ok(disk) => Some(Arc::new(disk) as Arc<dyn BlockCache>),
+/// Where the disk tier lives and what its blocks belong to.
+#[derive(Debug, Clone)]
+pub struct DiskSettings {
+    /// A private directory (created 0700 when missing).
+    pub dir: PathBuf,
+    /// Bytes of block files at most (headers included).
+    pub limit: u64,
+    /// The mount's profile and endpoint: part of every block's name and header, so one cache_dir
+    /// used by two profiles (or one profile pointed at another endpoint) never serves one's blocks
+    /// to the other.
+    pub scope: String,
+}
+
+/// The cache a mount's settings ask for: `memory_bytes` in memory, written through to `disk` when
+/// one is given and usable.
+pub fn build(memory_bytes: usize, disk: Option<&DiskSettings>) -> Arc<dyn BlockCache> {
+    let disk = disk.and_then(|settings| match DiskCache::open(settings) {
+        Ok(disk) => Some(Arc::new(disk)),
         Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "disk cache unavailable; caching in memory only");
+            tracing::warn!(dir = %settings.dir.display(), error = %e, "disk cache unavailable; caching in memory only");
             None
         }
     });
-    Arc::new(MemoryCache::new(memory_bytes, spill))
+    Arc::new(MemoryCache::new(memory_bytes, disk))
 }

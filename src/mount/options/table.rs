@@ -107,7 +107,8 @@ pub const OPTIONS: &[MountOption] = &[
             Ok(())
         }),
         help: "written files are staged in DIR/staging (default ~/.cache/ssofs); an explicit cache_dir also \
-               spills evicted blocks to DIR/blocks, up to disk_cache_size",
+               keeps every block read in DIR/blocks, up to disk_cache_size, for this and later mounts (reused \
+               only while the object's ETag is unchanged; checksummed, a torn block is never served)",
     },
     MountOption {
         name: "disk_cache_size",
@@ -115,7 +116,7 @@ pub const OPTIONS: &[MountOption] = &[
             o.disk_cache_size = Some(size(v, "expected a size such as 1G")?);
             Ok(())
         }),
-        help: "disk for evicted blocks under cache_dir (default 1G)",
+        help: "disk for blocks under cache_dir (default 1G), least recently used deleted first, also at mount",
     },
     MountOption {
         name: "staging_quota",
