@@ -5,6 +5,7 @@
 
 mod support;
 
+mod big_file_uploads_while_written;
 mod credentials_sts;
 mod doctor_diagnoses_staged_faults;
 mod faults_through_the_mount;
