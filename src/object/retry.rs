@@ -1,8 +1,8 @@
 //! Retries for passing failures. The SDK already retries throttling and 5xx answers a few times; this
 //! layer also covers what the SDK cannot retry — a connection cut in the middle of a body — and
 //! outages longer than the SDK's few attempts, with backoff, until a deadline (`op_timeout`, default
-//! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
-//! repeating one is safe. Past the deadline the caller gets the error: nothing hangs.
+//! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes,
+//! parts of a multipart upload), so repeating one is safe; the exceptions are noted where they are. Past the deadline the caller gets the error: nothing hangs.
 
 use std::fs::File;
 use std::ops::Range;

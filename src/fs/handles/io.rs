@@ -87,7 +87,8 @@ impl Fs {
             return f.streaming.stop("no second descriptor of the staged file");
         };
         let meta = self.stream_meta(&inode, f);
-        let target = Target { bucket: inode.bucket, key: inode.key, meta, part_size: self.part_size() };
+        let permits = self.read_path.shared.upload_parts.clone();
+        let target = Target { bucket: inode.bucket, key: inode.key, meta, part_size: self.part_size(), permits };
         f.streaming = Streaming::Active(Stream::start(self.client.clone(), file, target, frontier));
     }
 

@@ -21,6 +21,7 @@ use super::error::{FsError, FsResult};
 use super::inode::Inode;
 mod io;
 mod stream;
+pub use stream::MOUNT_PARTS_IN_FLIGHT;
 
 use super::read::Reader;
 use super::staging::Staged;

@@ -10,14 +10,16 @@
 //!
 //! One task per stream (the driver) owns the upload: it begins it, sends the parts, completes it
 //! when asked to finish, and aborts it on every other way out, including its handle being dropped.
-//! Memory: parts are read from the staged file in 1 MiB chunks (and hashed in 1 MiB buffers), so
-//! a stream holds about 2 MiB per part in flight, 8 MiB in all, whatever the file's size.
+//! Writes never wait for the network: a part not yet sent is only an offset range of the staged
+//! file. Memory: a part in flight is read from the staged file in 1 MiB chunks (and hashed in a
+//! 1 MiB buffer first), about 2 MiB each; [`PARTS_IN_FLIGHT`] per file and
+//! [`MOUNT_PARTS_IN_FLIGHT`] per mount bound that to 16 MiB, whatever the files' sizes and number.
 
 use std::fs::File;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::object::meta::FileMeta;
@@ -25,6 +27,8 @@ use crate::object::{MAX_PARTS, ObjectClient, ObjectError, ObjectInfo, Part, Uplo
 
 /// Parts of one stream uploaded at once.
 pub(crate) const PARTS_IN_FLIGHT: usize = 4;
+/// Parts of all streams of a mount (every identity's) uploaded at once.
+pub const MOUNT_PARTS_IN_FLIGHT: usize = 8;
 
 /// Where a file open for writing stands with streaming.
 #[derive(Default)]
@@ -112,6 +116,8 @@ pub(crate) struct Target {
     pub key: String,
     pub meta: FileMeta,
     pub part_size: u64,
+    /// The mount's permits for parts in flight.
+    pub permits: Arc<Semaphore>,
 }
 
 /// What the driver is told: how many parts are whole, and, once close asks, the final size.
@@ -139,7 +145,7 @@ impl Stream {
     pub(crate) fn start(client: Arc<dyn ObjectClient>, file: File, target: Target, frontier: u64) -> Stream {
         let progress = Progress { whole_parts: frontier / target.part_size, finish: None };
         let (tx, rx) = watch::channel(progress);
-        let Target { bucket, key, meta, part_size } = &target;
+        let Target { bucket, key, meta, part_size, .. } = &target;
         let (bucket, key, meta, part_size) = (bucket.clone(), key.clone(), *meta, *part_size);
         let driver = tokio::spawn(drive(client, file, target, rx));
         Stream { bucket, key, meta, part_size, frontier, progress: tx, driver }
@@ -200,7 +206,7 @@ async fn drive(
     mut progress: watch::Receiver<Progress>,
 ) -> Result<ObjectInfo, ObjectError> {
     let upload = client.begin_upload(&target.bucket, &target.key, &target.meta).await?;
-    let sent = send_parts(client.as_ref(), &file, &upload, target.part_size, &mut progress).await;
+    let sent = send_parts(client.as_ref(), &file, &upload, &target, &mut progress).await;
     let done = match sent {
         Ok((parts, size)) => client.complete_upload(&upload, &parts, size, &target.meta).await,
         Err(e) => Err(e),
@@ -222,9 +228,14 @@ async fn send_parts(
     client: &dyn ObjectClient,
     file: &File,
     upload: &Upload,
-    part_size: u64,
+    target: &Target,
     progress: &mut watch::Receiver<Progress>,
 ) -> Result<(Vec<Part>, u64), ObjectError> {
+    let part_size = target.part_size;
+    let send = |number: u32, range| async move {
+        let _permit = target.permits.acquire().await.map_err(|e| ObjectError::Other(e.to_string()))?;
+        client.upload_part(upload, number, file, range).await
+    };
     let mut in_flight = FuturesUnordered::new();
     let mut parts: Vec<Part> = Vec::new();
     let mut next = 0u64;
@@ -236,7 +247,7 @@ async fn send_parts(
         };
         while in_flight.len() < PARTS_IN_FLIGHT && next < ready {
             let range = next * part_size..end.min((next + 1) * part_size);
-            in_flight.push(client.upload_part(upload, next as u32 + 1, file, range));
+            in_flight.push(send(next as u32 + 1, range));
             next += 1;
         }
         if now.finish.is_some() && next == ready && in_flight.is_empty() {

@@ -202,3 +202,34 @@ async fn fsync_completes_the_stream_and_later_writes_stream_again() {
     assert_eq!((mock.calls_of("PutObject"), mock.open_uploads()), (0, 0));
     assert!(path(&fs, &["data", "synced.bin"]).await.unwrap().size == data.len() as u64);
 }
+
+/// Parts in flight are bounded per file (4) and per mount (8), whatever the number of files: with
+/// every part hanging, three streamed files start 8 parts, no more. Unlinking them ends the streams
+/// and aborts their uploads.
+#[tokio::test]
+async fn parts_in_flight_are_bounded_per_file_and_per_mount() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let started = Arc::new(AtomicUsize::new(0));
+    let seen = started.clone();
+    let (c, fs) = setup("bounded", move |op, _| {
+        (op == Op::UploadPart).then(|| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Fault::Hang
+        })
+    });
+    let mut handles = Vec::new();
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        handles.push(create_and_write(&fs, name, &body(26 * MIB, 6)).await.1);
+    }
+    until("8 parts in flight", || started.load(Ordering::SeqCst) == 8).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 8, "15 parts are whole; 8 may be in flight");
+    let bucket = path(&fs, &["data"]).await.unwrap();
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        fs.unlink(bucket.ino, name).await.unwrap();
+    }
+    until("every upload aborted", || c.inner().open_uploads() == 0).await;
+    for fh in handles {
+        fs.release(fh).await.unwrap();
+    }
+}
