@@ -97,7 +97,7 @@ async fn a_file_written_in_order_is_uploaded_in_parts_before_close_and_whole_aft
 }
 
 /// SIGKILL of the mount process while a streamed file is half written: the staged copy holds every
-/// byte written, and `ssofs recover` uploads it.
+/// byte written, `ssofs recover` uploads it and aborts the multipart upload the kill left behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn ssofs_killed_mid_write_leaves_the_streamed_file_recoverable() {
     let dir = unique_dir("stream-kill");
@@ -127,6 +127,7 @@ async fn ssofs_killed_mid_write_leaves_the_streamed_file_recoverable() {
     assert!(recover.status.success(), "{}", text(&recover));
     assert!(text(&recover).contains("uploaded analytics-raw/killed.bin"), "{}", text(&recover));
     assert_eq!(sha(&object(&stack, "killed.bin").await), sha(&data), "every byte written before the kill");
+    assert_eq!(open_uploads(&stack, "killed.bin").await, 0, "recover aborted the upload the kill interrupted");
     stack.shutdown().await;
 }
 

@@ -83,12 +83,14 @@ impl Fs {
     fn begin_stream(&self, ino: u64, f: &mut OpenFile) {
         let Some(frontier) = f.streaming.ready(self.part_size()) else { return };
         let (Ok(_), Ok(inode)) = (tokio::runtime::Handle::try_current(), self.inode(ino)) else { return };
-        let Some(file) = f.staged.as_ref().and_then(|s| s.file().try_clone().ok()) else {
+        let Some((file, staged)) = f.staged.as_ref().and_then(|s| Some((s.file().try_clone().ok()?, s.path.clone())))
+        else {
             return f.streaming.stop("no second descriptor of the staged file");
         };
         let meta = self.stream_meta(&inode, f);
         let permits = self.read_path.shared.upload_parts.clone();
-        let target = Target { bucket: inode.bucket, key: inode.key, meta, part_size: self.part_size(), permits };
+        let (bucket, key, part_size) = (inode.bucket, inode.key, self.part_size());
+        let target = Target { bucket, key, meta, part_size, permits, staged };
         f.streaming = Streaming::Active(Stream::start(self.client.clone(), file, target, frontier));
     }
 

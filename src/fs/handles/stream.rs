@@ -16,12 +16,14 @@
 //! [`MOUNT_PARTS_IN_FLIGHT`] per mount bound that to 16 MiB, whatever the files' sizes and number.
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::fs::staging;
 use crate::object::meta::FileMeta;
 use crate::object::{MAX_PARTS, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
@@ -118,6 +120,8 @@ pub(crate) struct Target {
     pub part_size: u64,
     /// The mount's permits for parts in flight.
     pub permits: Arc<Semaphore>,
+    /// The staged file, whose sidecar notes the upload for `ssofs recover` after a crash.
+    pub staged: PathBuf,
 }
 
 /// What the driver is told: how many parts are whole, and, once close asks, the final size.
@@ -206,6 +210,10 @@ async fn drive(
     mut progress: watch::Receiver<Progress>,
 ) -> Result<ObjectInfo, ObjectError> {
     let upload = client.begin_upload(&target.bucket, &target.key, &target.meta).await?;
+    // Left there when done: aborting an upload that is over is refused, and recover ignores that.
+    if let Err(e) = staging::note_upload(&target.staged, &upload.bucket, &upload.key, Some(&upload.id)) {
+        tracing::warn!(staged = %target.staged.display(), error = %e, "could not note the multipart upload for recover");
+    }
     let sent = send_parts(client.as_ref(), &file, &upload, &target, &mut progress).await;
     let done = match sent {
         Ok((parts, size)) => client.complete_upload(&upload, &parts, size, &target.meta).await,
