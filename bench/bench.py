@@ -586,6 +586,30 @@ def measure_curves(stack, mounts, add):
             add(m.name, f"write_curve_{mib}", rate)
 
 
+def only_write(stack, mounts):
+    """`BENCH_ONLY=write`: item 6 alone (sequential write with close, direct multipart upload beside
+    it), `BENCH_REPS` times, printed and written to the work directory only: results/ holds full
+    runs."""
+    R = {n: [] for n in ["direct"] + [m.name for m in mounts]}
+    for rep in range(CFG["reps"]):
+        d = direct(stack, "put-random", BUCKET, f"{PFX}w-direct-{rep}.bin", CFG["write_mib"] * MiB)
+        R["direct"].append(CFG["write_mib"] / d["secs"])
+        for m in mounts:
+            m.mount()
+            try:
+                R[m.name].append(seq_write(m.path(f"w-{m.name}-{rep}.bin"), CFG["write_mib"]))
+            finally:
+                m.unmount()
+        log(f"bench: write {CFG['write_mib']} MiB, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
+    M = {n: med(v) for n, v in R.items()}
+    lines = [f"sequential write {CFG['write_mib']} MiB, close incl., MiB/s (median of {CFG['reps']}; samples {R}):"]
+    lines += [f"- {n}: {fmt(v)}" + (f" (ssofs/{n} {M['ssofs'] / v:.2f}×)" if n != "ssofs" and v else "")
+              for n, v in M.items()]
+    with open(os.path.join(WORK, "only-write.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     log(f"bench: config {json.dumps(CFG)}; work dir {WORK}")
@@ -594,6 +618,9 @@ def main():
     started = time.time()
     try:
         run([f"{REL}/ssofs", "login", "--device-code", "--no-qr"], env=stack.ssofs_env, stdout=subprocess.DEVNULL)
+        if os.environ.get("BENCH_ONLY") == "write":
+            mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
+            return only_write(stack, mounts)
         seed(stack)
         url = direct(stack, "presign", BUCKET, PFX + "big.bin", 3600)["url"]
         local = os.path.join(WORK, "local")

@@ -187,6 +187,7 @@ pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient, progress: &dy
             Err(e) => Err(e),
             Ok(file) => match client.put_file(&l.bucket, &l.key, &file, &Default::default()).await {
                 Ok(_) => {
+                    abort_streamed(client, &l).await;
                     forget_leftover(&l);
                     Ok(name)
                 }
@@ -196,6 +197,19 @@ pub async fn upload(staging_dir: &Path, client: &dyn ObjectClient, progress: &dy
         record(&mut outcome, progress, result, l.size);
     }
     Ok(outcome)
+}
+
+/// A file being uploaded in parts when its mount died left those parts on the server: abort that
+/// upload (already over when the crash came after its end: the refusal is expected).
+async fn abort_streamed(client: &dyn ObjectClient, l: &Leftover) {
+    let Some(id) = &l.upload_id else { return };
+    let upload = crate::object::Upload { bucket: l.bucket.clone(), key: l.key.clone(), id: id.clone() };
+    match client.abort_upload(&upload).await {
+        Ok(()) => tracing::info!(bucket = %l.bucket, key = %l.key, "aborted the upload in parts the crash interrupted"),
+        Err(e) => {
+            tracing::debug!(bucket = %l.bucket, key = %l.key, error = %e, "the interrupted upload in parts is gone")
+        }
+    }
 }
 
 /// Deletes every leftover and refused upload. Returns how many.
@@ -241,14 +255,37 @@ mod tests {
     }
 
     /// A staged file whose writer is gone (its sidecar names a pid that does not exist).
-    fn orphan(dir: &Path, bucket: &str, key: &str, body: &[u8]) {
+    fn orphan(dir: &Path, bucket: &str, key: &str, body: &[u8]) -> Staged {
         let mut s = Staged::create(dir, bucket, key, None).unwrap();
         s.write_at(0, body).unwrap();
-        let meta = crate::fs::staging::sidecar_path(&s.path);
+        writer_gone(&s.path);
+        s
+    }
+
+    fn writer_gone(data: &Path) {
+        let meta = crate::fs::staging::sidecar_path(data);
         let text = std::fs::read_to_string(&meta)
             .unwrap()
             .replace(&format!("\"pid\":{}", std::process::id()), "\"pid\":999999999");
         std::fs::write(&meta, text).unwrap();
+    }
+
+    /// A file being streamed when its mount was killed: recover uploads it whole, then aborts the
+    /// multipart upload the crash left on the server.
+    #[tokio::test]
+    async fn the_upload_in_parts_a_crash_interrupted_is_aborted_once_recovered() {
+        let dir = std::env::temp_dir().join(format!("ssofs-recover-streamed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let client = MockObjectClient::new();
+        client.add_bucket("data");
+        let left = client.begin_upload("data", "big.bin", &Default::default()).await.unwrap();
+        let s = orphan(&dir, "data", "big.bin", b"streamed");
+        crate::fs::staging::note_upload(&s.path, "data", "big.bin", Some(&left.id)).unwrap();
+        writer_gone(&s.path);
+        let Outcome { done, failed } = upload(&dir, &client).await.unwrap();
+        assert_eq!((done, failed), (vec!["data/big.bin".to_string()], vec![]));
+        assert_eq!(client.object("data", "big.bin").unwrap().as_ref(), b"streamed");
+        assert_eq!(client.open_uploads(), 0, "no parts left on the server");
     }
 
     #[tokio::test]

@@ -34,7 +34,12 @@ pub struct FsConfig {
     pub root_bucket: Option<named::BucketPath>,
     /// How many listing entries and missing names are kept at most.
     pub metadata_limits: MetadataLimits,
+    /// Part size of a file uploaded in parts while it is written in order (at least S3's 5 MiB).
+    pub stream_part_size: u64,
 }
+
+/// [`FsConfig::stream_part_size`] unless set: the part size of whole-file multipart uploads too.
+pub const STREAM_PART_SIZE: u64 = 16 << 20;
 
 /// A multi-user mount stages every user's writes on root's filesystem: each user gets this much
 /// unless `-o staging_quota=` says otherwise.
@@ -61,6 +66,7 @@ impl FsConfig {
             named_buckets: Vec::new(),
             root_bucket: None,
             metadata_limits: MetadataLimits::default(),
+            stream_part_size: STREAM_PART_SIZE,
         }
     }
 }

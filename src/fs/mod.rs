@@ -75,11 +75,13 @@ pub(crate) struct State {
 }
 
 /// What every filesystem of one mount shares: the block cache (`cache_size` in memory, and the
-/// disk tier) and the read-ahead budget.
+/// disk tier), the read-ahead budget and the parts of streamed uploads in flight.
 #[derive(Clone)]
 pub struct MountShared {
     pub cache: Arc<dyn cache::BlockCache>,
     pub read_ahead: read::ReadAheadBudget,
+    /// Parts of files streamed while written, in flight across the mount (`handles::stream`).
+    pub upload_parts: Arc<tokio::sync::Semaphore>,
 }
 
 impl MountShared {
@@ -87,6 +89,7 @@ impl MountShared {
         MountShared {
             cache: cache::build(config.cache_size, config.disk_cache.as_ref()),
             read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
+            upload_parts: Arc::new(tokio::sync::Semaphore::new(handles::MOUNT_PARTS_IN_FLIGHT)),
         }
     }
 }

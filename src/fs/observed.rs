@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::metrics::IdentityStats;
 use crate::object::meta::FileMeta;
-use crate::object::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use crate::object::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 pub struct Observed {
     inner: Arc<dyn ObjectClient>,
@@ -69,6 +69,29 @@ impl ObjectClient for Observed {
 
     async fn put_bytes(&self, b: &str, k: &str, body: Bytes, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.seen("PutObject", b, k, self.inner.put_bytes(b, k, body, meta).await)
+    }
+
+    async fn begin_upload(&self, b: &str, k: &str, meta: &FileMeta) -> Result<Upload, ObjectError> {
+        self.seen("CreateMultipartUpload", b, k, self.inner.begin_upload(b, k, meta).await)
+    }
+
+    async fn upload_part(&self, up: &Upload, number: u32, file: &File, r: Range<u64>) -> Result<Part, ObjectError> {
+        self.seen("UploadPart", &up.bucket, &up.key, self.inner.upload_part(up, number, file, r).await)
+    }
+
+    async fn complete_upload(
+        &self,
+        up: &Upload,
+        parts: &[Part],
+        size: u64,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        let done = self.inner.complete_upload(up, parts, size, meta).await;
+        self.seen("CompleteMultipartUpload", &up.bucket, &up.key, done)
+    }
+
+    async fn abort_upload(&self, up: &Upload) -> Result<(), ObjectError> {
+        self.seen("AbortMultipartUpload", &up.bucket, &up.key, self.inner.abort_upload(up).await)
     }
 
     async fn set_meta(&self, b: &str, k: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {

@@ -93,7 +93,8 @@ impl Staged {
         let name: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
         let tail: String = name.chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
         let path = dir.join(format!("{}-{}-{tail}", std::process::id(), unique()));
-        let sidecar = Sidecar { bucket: bucket.to_string(), key: key.to_string(), pid: std::process::id() };
+        let sidecar =
+            Sidecar { bucket: bucket.to_string(), key: key.to_string(), pid: std::process::id(), upload_id: None };
         let json = serde_json::to_vec(&sidecar).map_err(std::io::Error::other)?;
         untrusted::create_new(&sidecar_path(&path), 0o600)?.write_all(&json)?;
         let file = untrusted::create_new(&path, 0o600)?;
@@ -217,6 +218,37 @@ pub struct Sidecar {
     pub key: String,
     /// The process that staged it: a live process's files are not leftovers.
     pub pid: u32,
+    /// The multipart upload the file is being streamed to, if any: what a crash leaves of it
+    /// on the server, for `ssofs recover` to abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+}
+
+/// Notes in the sidecar of the staged file `data` the multipart upload it is being streamed to
+/// (`None`: no longer), so that `ssofs recover` can abort what a crash leaves on the server. The
+/// sidecar is replaced whole (a new private file renamed over it), never seen half written.
+pub fn note_upload(data: &Path, bucket: &str, key: &str, upload_id: Option<&str>) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(sidecar_path(data)).is_err() {
+        return Ok(()); // discarded meanwhile: nothing to leave behind
+    }
+    let sidecar = Sidecar {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        pid: std::process::id(),
+        upload_id: upload_id.map(str::to_string),
+    };
+    let json = serde_json::to_vec(&sidecar).map_err(std::io::Error::other)?;
+    let mut tmp = sidecar_path(data).into_os_string();
+    tmp.push(format!(".{}-{}.tmp", std::process::id(), unique()));
+    let tmp = PathBuf::from(tmp);
+    let written = untrusted::create_new(&tmp, 0o600).and_then(|mut f| f.write_all(&json));
+    match written.and_then(|()| std::fs::rename(&tmp, sidecar_path(data))) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 pub fn sidecar_path(data: &Path) -> PathBuf {
@@ -232,6 +264,8 @@ pub struct Leftover {
     pub bucket: String,
     pub key: String,
     pub size: u64,
+    /// The multipart upload it was being streamed to when its process died.
+    pub upload_id: Option<String>,
 }
 
 /// Staged files in `dir` that belong to no running process.
@@ -272,7 +306,7 @@ fn in_dir(dir: &Path, any_pid: bool) -> Vec<Leftover> {
             tracing::warn!(file = %data.display(), "staged data that is not a regular file skipped");
             continue;
         }
-        found.push(Leftover { data, bucket: meta.bucket, key: meta.key, size: m.len() });
+        found.push(Leftover { data, bucket: meta.bucket, key: meta.key, size: m.len(), upload_id: meta.upload_id });
     }
     found.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
     found

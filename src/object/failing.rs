@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 /// The operations of [`ObjectClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,10 @@ pub enum Op {
     GetRange,
     PutFile,
     PutBytes,
+    BeginUpload,
+    UploadPart,
+    CompleteUpload,
+    AbortUpload,
     SetMeta,
     Copy,
     Delete,
@@ -119,6 +123,28 @@ impl<C: ObjectClient> ObjectClient for FailingClient<C> {
     async fn put_bytes(&self, b: &str, k: &str, body: Bytes, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.check(Op::PutBytes, k).await?;
         self.inner.put_bytes(b, k, body, m).await
+    }
+    async fn begin_upload(&self, b: &str, k: &str, m: &FileMeta) -> Result<Upload, ObjectError> {
+        self.check(Op::BeginUpload, k).await?;
+        self.inner.begin_upload(b, k, m).await
+    }
+    async fn upload_part(&self, u: &Upload, n: u32, f: &File, r: Range<u64>) -> Result<Part, ObjectError> {
+        self.check(Op::UploadPart, &u.key).await?;
+        self.inner.upload_part(u, n, f, r).await
+    }
+    async fn complete_upload(
+        &self,
+        u: &Upload,
+        p: &[Part],
+        size: u64,
+        m: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        self.check(Op::CompleteUpload, &u.key).await?;
+        self.inner.complete_upload(u, p, size, m).await
+    }
+    async fn abort_upload(&self, u: &Upload) -> Result<(), ObjectError> {
+        self.check(Op::AbortUpload, &u.key).await?;
+        self.inner.abort_upload(u).await
     }
     async fn set_meta(&self, b: &str, k: &str, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.check(Op::SetMeta, k).await?;

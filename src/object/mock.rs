@@ -1,5 +1,6 @@
 //! An in-memory `ObjectClient` for unit and property tests: S3's listing semantics (lexicographic,
-//! delimiter `/`, paging), ETags that change on every write, and per-bucket write denial.
+//! delimiter `/`, paging), ETags that change on every write, per-bucket write denial, and multipart
+//! uploads checked as S3 checks them (part sizes, ETags, unknown upload ids).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -9,12 +10,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use md5::Digest;
 
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use super::{ListPage, MIN_PART_SIZE, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 /// Objects of one bucket: key → (body, info).
 type Objects = BTreeMap<String, (Bytes, ObjectInfo)>;
+
+/// A multipart upload in progress: its target, metadata and parts by number.
+struct OpenUpload {
+    bucket: String,
+    key: String,
+    meta: FileMeta,
+    parts: BTreeMap<u32, Bytes>,
+}
 
 #[derive(Default)]
 pub struct MockObjectClient {
@@ -24,6 +34,8 @@ pub struct MockObjectClient {
     refuse_marker_copies: std::sync::atomic::AtomicBool,
     page_size: usize,
     version: AtomicU64,
+    /// Multipart uploads begun and neither completed nor aborted, by upload id.
+    uploads: Mutex<BTreeMap<String, OpenUpload>>,
     /// Requests served, by operation name, for tests that count them.
     pub calls: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -89,6 +101,11 @@ impl MockObjectClient {
             .or_default()
             .insert(key.to_string(), (body, info.clone()));
         info
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted (S3 would keep their parts).
+    pub fn open_uploads(&self) -> usize {
+        self.uploads.lock().unwrap().len()
     }
 
     fn check_write(&self, bucket: &str) -> Result<(), ObjectError> {
@@ -193,6 +210,63 @@ impl ObjectClient for MockObjectClient {
         self.count("PutObject");
         self.check_write(bucket)?;
         Ok(self.insert_with(bucket, key, body, meta))
+    }
+
+    async fn begin_upload(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<Upload, ObjectError> {
+        self.count("CreateMultipartUpload");
+        self.check_write(bucket)?;
+        let id = format!("upload-{}", self.version.fetch_add(1, Ordering::Relaxed) + 1);
+        let open = OpenUpload { bucket: bucket.to_string(), key: key.to_string(), meta: *meta, parts: BTreeMap::new() };
+        self.uploads.lock().unwrap().insert(id.clone(), open);
+        Ok(Upload { bucket: bucket.to_string(), key: key.to_string(), id })
+    }
+
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: u32,
+        file: &File,
+        range: Range<u64>,
+    ) -> Result<Part, ObjectError> {
+        self.count("UploadPart");
+        let mut body = vec![0u8; range.end.saturating_sub(range.start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut body, range.start)
+            .map_err(|e| ObjectError::Other(e.to_string()))?;
+        let mut uploads = self.uploads.lock().unwrap();
+        let open = uploads.get_mut(&upload.id).ok_or(ObjectError::NotFound)?;
+        let etag = format!("\"{}\"", hex::encode(md5::Md5::digest(&body)));
+        open.parts.insert(number, body.into());
+        Ok(Part { number, etag, crc32c: None })
+    }
+
+    /// As S3: every part named must be stored with that ETag, in ascending order, and all but the
+    /// last at least `MIN_PART_SIZE` (EntityTooSmall).
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[Part],
+        _size: u64,
+        _meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        self.count("CompleteMultipartUpload");
+        let open = self.uploads.lock().unwrap().remove(&upload.id).ok_or(ObjectError::NotFound)?;
+        let mut body = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let stored = open.parts.get(&part.number).ok_or_else(|| ObjectError::Other("InvalidPart".into()))?;
+            let etag = format!("\"{}\"", hex::encode(md5::Md5::digest(stored)));
+            let in_order = i == 0 || parts[i - 1].number < part.number;
+            let too_small = i + 1 < parts.len() && (stored.len() as u64) < MIN_PART_SIZE;
+            if etag != part.etag || !in_order || too_small {
+                return Err(ObjectError::Other(format!("part {} refused", part.number)));
+            }
+            body.extend_from_slice(stored);
+        }
+        Ok(self.insert_with(&open.bucket, &open.key, body, &open.meta))
+    }
+
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        self.count("AbortMultipartUpload");
+        self.uploads.lock().unwrap().remove(&upload.id).map(|_| ()).ok_or(ObjectError::NotFound)
     }
 
     async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {

@@ -38,6 +38,31 @@ pub struct ListPage {
     pub continuation: Option<String>,
 }
 
+/// Parts of a multipart upload are at least this large, except the last (S3 answers EntityTooSmall).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// A multipart upload has at most this many parts (S3's limit).
+pub const MAX_PARTS: u64 = 10_000;
+
+/// A multipart upload begun with [`ObjectClient::begin_upload`]: what every later call names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub bucket: String,
+    pub key: String,
+    /// The server's upload id (not a secret: it grants nothing without credentials).
+    pub id: String,
+}
+
+/// One stored part, as [`ObjectClient::complete_upload`] must name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// From 1.
+    pub number: u32,
+    pub etag: String,
+    /// The part's CRC32C as the server computed it (with `checksums = "crc32c"`): completion must
+    /// repeat it.
+    pub crc32c: Option<String>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ObjectError {
     #[error("no such bucket or key")]
@@ -114,6 +139,34 @@ pub trait ObjectClient: Send + Sync + 'static {
         body: Bytes,
         meta: &meta::FileMeta,
     ) -> Result<ObjectInfo, ObjectError>;
+
+    /// Begins a multipart upload of `key` whose object will carry `meta` (CreateMultipartUpload):
+    /// for a file uploaded in parts while it is still being written. Every upload begun is either
+    /// completed or aborted by its caller.
+    async fn begin_upload(&self, bucket: &str, key: &str, meta: &meta::FileMeta) -> Result<Upload, ObjectError>;
+
+    /// Uploads bytes `range` of `file` as part `number` (from 1); read through this descriptor, as
+    /// [`ObjectClient::put_file`] does. Every part but the last must be at least [`MIN_PART_SIZE`].
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: u32,
+        file: &File,
+        range: Range<u64>,
+    ) -> Result<Part, ObjectError>;
+
+    /// Completes the upload from `parts` (in order); the object, `size` bytes with `meta`, is then
+    /// stored.
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[Part],
+        size: u64,
+        meta: &meta::FileMeta,
+    ) -> Result<ObjectInfo, ObjectError>;
+
+    /// Abandons the upload: the server drops its parts.
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError>;
 
     /// Replaces an object's metadata (CopyObject onto itself, MetadataDirective REPLACE): chmod,
     /// utimens and chown of a file that is not open for writing.

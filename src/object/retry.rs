@@ -1,8 +1,8 @@
 //! Retries for passing failures. The SDK already retries throttling and 5xx answers a few times; this
 //! layer also covers what the SDK cannot retry — a connection cut in the middle of a body — and
 //! outages longer than the SDK's few attempts, with backoff, until a deadline (`op_timeout`, default
-//! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes), so
-//! repeating one is safe. Past the deadline the caller gets the error: nothing hangs.
+//! 30 s after the first attempt). Every operation here is idempotent (reads, whole-object puts, copies, deletes,
+//! parts of a multipart upload), so repeating one is safe; the exceptions are noted where they are. Past the deadline the caller gets the error: nothing hangs.
 
 use std::fs::File;
 use std::ops::Range;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -136,6 +136,39 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         meta: &FileMeta,
     ) -> Result<ObjectInfo, ObjectError> {
         self.run("PutObject", || self.inner.put_bytes(bucket, key, body.clone(), meta)).await
+    }
+
+    /// A retry after a lost answer begins a second upload; the first is left to the server's
+    /// lifecycle rules (rare, and holding no parts).
+    async fn begin_upload(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<Upload, ObjectError> {
+        self.run("CreateMultipartUpload", || self.inner.begin_upload(bucket, key, meta)).await
+    }
+
+    /// Sending a part again replaces it: safe to repeat.
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: u32,
+        file: &File,
+        range: Range<u64>,
+    ) -> Result<Part, ObjectError> {
+        self.run("UploadPart", || self.inner.upload_part(upload, number, file, range.clone())).await
+    }
+
+    /// A completion whose answer was lost is NoSuchUpload when repeated: the caller then uploads the
+    /// file again rather than taking it as stored.
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[Part],
+        size: u64,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        self.run("CompleteMultipartUpload", || self.inner.complete_upload(upload, parts, size, meta)).await
+    }
+
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        self.run("AbortMultipartUpload", || self.inner.abort_upload(upload)).await
     }
 
     async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {

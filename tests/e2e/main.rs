@@ -5,6 +5,7 @@
 
 mod support;
 
+mod big_file_uploads_while_written;
 mod cache_survives_remount;
 mod credentials_sts;
 mod doctor_diagnoses_staged_faults;

@@ -8,6 +8,8 @@
 //!   locked while it is read); the last close uploads the final state. One fsync uploads all.
 //! - A file unlinked while open is never uploaded; its handles keep reading and writing the
 //!   staged copy (a file open only for reading is copied down first) until the last one closes.
+//! - A file written in order by one writer is uploaded in parts while it is written (`stream`):
+//!   close then waits only for the tail.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +20,14 @@ use tokio::sync::Mutex as AsyncMutex;
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
 mod io;
+mod stream;
+pub use stream::MOUNT_PARTS_IN_FLIGHT;
 
 use super::read::Reader;
 use super::staging::Staged;
 use super::{Fs, Stat};
 use crate::object::meta::FileMeta;
+use stream::Streaming;
 
 /// What every handle of one file shares.
 #[derive(Default)]
@@ -35,6 +40,8 @@ pub(crate) struct OpenFile {
     /// Mode, times or owner set while open (chmod, utimens, chown; a create's mode): stored with
     /// the next upload.
     pub(crate) pending_meta: FileMeta,
+    /// Whether the staged copy is being uploaded in parts as it is written.
+    streaming: Streaming,
 }
 
 /// Every open file and handle of one filesystem (kept in the filesystem's state, under its lock).
@@ -195,9 +202,11 @@ impl Fs {
             return Ok(Some(Reader::new(self.read_path.clone(), &inode.bucket, &inode.key, etag, inode.attr.size)));
         }
         self.state.lock().unwrap().page_cache.forget_inode(inode.ino);
-        let mut f = file.lock().await;
+        let mut guard = file.lock().await;
+        let f = &mut *guard;
         match &mut f.staged {
             Some(staged) if truncate => {
+                f.streaming.note_truncate(0);
                 staged.set_len(0)?;
                 self.set_size_attr(inode.ino, 0);
             }
@@ -212,10 +221,14 @@ impl Fs {
                     let inode = self.refresh_attr(inode).await?;
                     self.stage_object(&inode).await?
                 };
+                f.streaming = staged.len().map_or(Streaming::Off, Streaming::watching);
                 f.staged = Some(staged);
             }
         }
         f.writers += 1;
+        if f.writers > 1 {
+            f.streaming.stop("a second writer");
+        }
         Ok(None)
     }
 
@@ -242,6 +255,7 @@ impl Fs {
             if let Some(old) = f.staged.replace(staged) {
                 old.discard();
             }
+            f.streaming = if f.writers == 1 { Streaming::watching(0) } else { Streaming::Off };
         }
         let fh = self.add_handle(Handle { ino: inode.ino, writes: true, append, file, reader: None });
         self.show_local_file(parent, name, inode.ino);
@@ -280,6 +294,7 @@ impl Fs {
             f.staged = Some(self.stage_object(&inode).await?);
         }
         f.unlinked = true;
+        f.streaming.stop("unlinked");
         self.state.lock().unwrap().meta.local_only.remove(&ino);
         Ok(true)
     }

@@ -17,6 +17,7 @@ use md5::Digest;
 mod download;
 mod errors;
 mod metered;
+mod multipart;
 mod transport;
 mod upload;
 
@@ -26,14 +27,13 @@ use self::transport::trusting;
 use self::errors::{map_err, not_s3};
 use self::upload::{base64_md5, written};
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo};
+use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 use crate::config::Checksums;
 use crate::credentials::{CredentialProvider, s3_config};
 
 /// Files up to this size go up in one PutObject; larger ones as multipart uploads.
 const SINGLE_PUT_MAX: u64 = 16 << 20;
 const PART_SIZE: u64 = 16 << 20;
-const MAX_PARTS: u64 = 10_000;
 /// Parts uploaded at once.
 const PART_CONCURRENCY: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,6 +218,34 @@ impl ObjectClient for S3ObjectClient {
         written(key, size, out.e_tag(), meta)
     }
 
+    async fn begin_upload(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<Upload, ObjectError> {
+        self.create_upload(bucket, key, meta).await
+    }
+
+    async fn upload_part(
+        &self,
+        upload: &Upload,
+        number: u32,
+        file: &File,
+        range: Range<u64>,
+    ) -> Result<Part, ObjectError> {
+        self.send_part(upload, number, &fd_path(file), range).await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &Upload,
+        parts: &[Part],
+        size: u64,
+        meta: &FileMeta,
+    ) -> Result<ObjectInfo, ObjectError> {
+        self.complete(upload, parts, size, meta).await
+    }
+
+    async fn abort_upload(&self, upload: &Upload) -> Result<(), ObjectError> {
+        self.abort(upload).await
+    }
+
     async fn set_meta(&self, bucket: &str, key: &str, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         // REPLACE drops every header not sent again: keep the object's other user metadata (s3fs's
         // xattr, rclone's md5chksum, ...) and its Content-Type, as s3fs and rclone do.
@@ -275,9 +303,14 @@ impl ObjectClient for S3ObjectClient {
     }
 }
 
-/// MD5 of bytes `offset..offset+len` of the file at `path` (a `/proc/self/fd/N` link), read in a
-/// blocking task: a second pass over data just written, from the page cache (MD5 runs at about
-/// 600 MB/s on one core, so 16 MiB costs some 27 ms, small beside sending it).
+/// The path through which the SDK opens `file` again, for each attempt and each part:
+/// `/proc/self/fd/N` is the very file behind this descriptor, with an offset of its own, whatever
+/// any path names now.
+fn fd_path(file: &File) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
 fn urlencode_key(key: &str) -> String {
     key.split('/').map(percent_encode).collect::<Vec<_>>().join("/")

@@ -3,17 +3,15 @@
 //! for CRC32C or nothing; the ETag the server answers is checked against the MD5 where S3 defines it.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::primitives::ByteStream;
 use md5::Digest;
 
 use super::errors::not_s3;
-use super::{MAX_PARTS, PART_CONCURRENCY, PART_SIZE, S3ObjectClient, SINGLE_PUT_MAX};
+use super::{S3ObjectClient, SINGLE_PUT_MAX};
 use crate::config::Checksums;
 use crate::object::meta::FileMeta;
 use crate::object::{ObjectError, ObjectInfo};
@@ -29,9 +27,7 @@ impl S3ObjectClient {
     ) -> Result<ObjectInfo, ObjectError> {
         let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
         let size = file.metadata().map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?.len();
-        // The SDK opens a body again for each attempt and each part: through /proc/self/fd/N that is
-        // the very file behind this descriptor, with an offset of its own, whatever any path names now.
-        let path = &PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let path = &super::fd_path(file);
         if size > SINGLE_PUT_MAX {
             return self.put_multipart(bucket, key, path, size, meta).await;
         }
@@ -66,7 +62,10 @@ impl S3ObjectClient {
     }
 }
 
-async fn md5_of(path: &Path, offset: u64, len: u64) -> std::io::Result<[u8; 16]> {
+/// MD5 of bytes `offset..offset+len` of the file at `path` (a `/proc/self/fd/N` link), read in a
+/// blocking task: a second pass over data just written, from the page cache (MD5 runs at about
+/// 600 MB/s on one core, so 16 MiB costs some 27 ms, small beside sending it).
+pub(super) async fn md5_of(path: &Path, offset: u64, len: u64) -> std::io::Result<[u8; 16]> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
@@ -109,66 +108,6 @@ impl S3ObjectClient {
     pub(super) fn flexible_checksum(&self) -> Option<aws_sdk_s3::types::ChecksumAlgorithm> {
         (self.checksums == Checksums::Crc32c).then_some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
     }
-
-    /// Multipart upload with `PART_CONCURRENCY` parts in flight; aborted on failure so no orphaned
-    /// parts are left behind.
-    async fn put_multipart(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &Path,
-        size: u64,
-        meta: &FileMeta,
-    ) -> Result<ObjectInfo, ObjectError> {
-        let user_meta = (!meta.is_empty()).then(|| meta.to_user_metadata());
-        let part_size = PART_SIZE.max(size.div_ceil(MAX_PARTS));
-        let created = self
-            .provider
-            .with_fresh_credentials(|| {
-                self.client
-                    .create_multipart_upload()
-                    .bucket(bucket)
-                    .key(key)
-                    .set_checksum_algorithm(self.flexible_checksum())
-                    .set_metadata(user_meta.clone())
-                    .send()
-            })
-            .await
-            .map_err(self.failed())?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let parts = size.div_ceil(part_size);
-        let upload = async {
-            use futures::StreamExt;
-            let results: Vec<Result<CompletedPart, ObjectError>> = futures::stream::iter(0..parts)
-                .map(|i| {
-                    self.upload_part(bucket, key, &upload_id, path, i, part_size.min(size - i * part_size), part_size)
-                })
-                .buffered(PART_CONCURRENCY)
-                .collect()
-                .await;
-            let parts: Vec<CompletedPart> = results.into_iter().collect::<Result<_, _>>()?;
-            let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-            self.provider
-                .with_fresh_credentials(|| {
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(bucket)
-                        .key(key)
-                        .upload_id(&upload_id)
-                        .multipart_upload(done.clone())
-                        .send()
-                })
-                .await
-                .map_err(self.failed())
-        };
-        match upload.await {
-            Ok(out) => written(key, size, out.e_tag(), meta),
-            Err(e) => {
-                let _ = self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
-                Err(e)
-            }
-        }
-    }
 }
 
 /// What a successful upload made: the server's ETag, our size, now as LastModified. S3 always
@@ -177,61 +116,4 @@ pub(super) fn written(key: &str, size: u64, etag: Option<&str>, meta: &FileMeta)
     let etag = etag.ok_or_else(|| not_s3(key, "the upload", "without an ETag"))?;
     let meta = FileMeta { known: true, ..*meta };
     Ok(ObjectInfo { key: key.to_string(), size, etag: etag.to_string(), last_modified: SystemTime::now(), meta })
-}
-
-impl S3ObjectClient {
-    /// Part `index` (from 0) of a multipart upload: `len` bytes of the file at `index * part_size`.
-    #[allow(clippy::too_many_arguments)] // one part is named by all of these; a struct would only rename them
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        path: &Path,
-        index: u64,
-        len: u64,
-        part_size: u64,
-    ) -> Result<CompletedPart, ObjectError> {
-        let offset = index * part_size;
-        let md5 = match self.checksums {
-            Checksums::Md5 => Some(
-                md5_of(path, offset, len)
-                    .await
-                    .map_err(|e| ObjectError::Other(format!("staged file of {key}: {e}")))?,
-            ),
-            Checksums::Crc32c | Checksums::Off => None,
-        };
-        let number = index as i32 + 1;
-        let out = self
-            .provider
-            .with_fresh_credentials(|| async {
-                let body = ByteStream::read_from()
-                    .path(path)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
-                    .await
-                    .map_err(SdkError::construction_failure)?;
-                self.client
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .body(body)
-                    .set_content_md5(md5.as_ref().map(base64_md5))
-                    .set_checksum_algorithm(self.flexible_checksum())
-                    .send()
-                    .await
-            })
-            .await
-            .map_err(self.failed())?;
-        crate::metrics::uploads::sent(len); // progress hook (status, close/fsync log): this part is sent
-        let etag = out.e_tag().ok_or_else(|| not_s3(key, "UploadPart", "without an ETag"))?;
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .e_tag(etag)
-            .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
-            .build())
-    }
 }
