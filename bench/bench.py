@@ -28,6 +28,9 @@ import scale
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release")
+# The mountpoint peer is its own cargo package (bench/mountpoint-peer); bench/run builds it here.
+MOUNTPOINT_BIN = os.path.join(os.environ.get("BENCH_MOUNTPOINT_TARGET_DIR") or os.path.dirname(REL), "release",
+                              "mountpoint-peer")
 MiB = 1 << 20
 
 
@@ -278,6 +281,43 @@ class Rclone(Mount):
             stderr=subprocess.STDOUT,
             # rclone 1.60's S3 backend fails on AWS_CA_BUNDLE ("unsupported transport"); the endpoint is http.
             env={k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
+        )
+        wait_mounted(self.mnt, self.proc)
+        self.root = os.path.join(self.mnt, PFX)
+
+
+class Mountpoint(Mount):
+    """Mountpoint for Amazon S3 (the `mountpoint-s3-fs` library, as `mount-s3` wires it) through
+    bench/mountpoint-peer, built by bench/run when BENCH_PEERS names it. Its only data cache is on
+    disk (`--cache`, 1 MiB blocks; metadata TTL 60 s with it, set to s3fs's 300 s here); it has no
+    memory cache to size like ssofs's cache_size, and its prefetch buffers are bounded by
+    `--memory-target` (default 95% of the machine's memory, as mount-s3). Writes are sequential
+    new files only (no append, no random writes); --allow-delete for the bench's removals."""
+
+    name = "mountpoint"
+    prog = "mountpoint-peer"
+    flags = ["--cache", "{cache}", "--max-cache-size", "3072", "--metadata-ttl", "300", "--allow-delete",
+             "--allow-overwrite"]
+    settings = ("mountpoint-peer analytics-raw MNT --endpoint-url ENDPOINT --region us-east-1 (path-style, "
+                "static root keys in the environment) " + " ".join(flags).format(cache="DIR"))
+
+    def mount(self):
+        cache = os.path.join(WORK, "mountpoint-cache")
+        shutil.rmtree(cache, ignore_errors=True)
+        os.makedirs(cache)
+        env = dict(os.environ)
+        env["AWS_ACCESS_KEY_ID"] = self.stack.env["DEVSTACK_ROOT_ACCESS_KEY"]
+        env["AWS_SECRET_ACCESS_KEY"] = self.stack.env["DEVSTACK_ROOT_SECRET_KEY"]
+        env.pop("AWS_SESSION_TOKEN", None)
+        args = ["--endpoint-url", self.stack.endpoint, "--region", "us-east-1"]
+        if self.stack.endpoint.startswith("https:") and "DEVSTACK_CA_FILE" in self.stack.env:
+            args += ["--ca-bundle", self.stack.env["DEVSTACK_CA_FILE"]]
+        self.log = open(os.path.join(WORK, "mountpoint.log"), "a")
+        self.proc = subprocess.Popen(
+            [MOUNTPOINT_BIN, BUCKET, self.mnt, *args, *[f.format(cache=cache) for f in self.flags]],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         wait_mounted(self.mnt, self.proc)
         self.root = os.path.join(self.mnt, PFX)
@@ -585,7 +625,7 @@ def main():
         local = os.path.join(WORK, "local")
         os.makedirs(local, exist_ok=True)
 
-        mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
+        mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone, "mountpoint": Mountpoint}[p](stack) for p in CFG["peers"]]
         names = ["direct", "curl", "local"] + [m.name for m in mounts]
         R = {n: {} for n in names}
 
