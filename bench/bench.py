@@ -292,7 +292,8 @@ class Mountpoint(Mount):
     disk (`--cache`, 1 MiB blocks; metadata TTL 60 s with it, set to s3fs's 300 s here); it has no
     memory cache to size like ssofs's cache_size, and its prefetch buffers are bounded by
     `--memory-target` (default 95% of the machine's memory, as mount-s3). Writes are sequential
-    new files only (no append, no random writes); --allow-delete for the bench's removals."""
+    new files only (no append, no random writes); deleting and overwriting are allowed, as on the
+    other mounts."""
 
     name = "mountpoint"
     prog = "mountpoint-peer"
@@ -302,6 +303,9 @@ class Mountpoint(Mount):
                 "static root keys in the environment) " + " ".join(flags).format(cache="DIR"))
 
     def mount(self):
+        if not os.path.exists(MOUNTPOINT_BIN):
+            raise SystemExit(f"{MOUNTPOINT_BIN} is missing: run bench/run without BENCH_NO_BUILD=1 (it builds "
+                             "bench/mountpoint-peer), or set BENCH_MOUNTPOINT_TARGET_DIR to where it was built")
         cache = os.path.join(WORK, "mountpoint-cache")
         shutil.rmtree(cache, ignore_errors=True)
         os.makedirs(cache)
