@@ -50,6 +50,8 @@ impl Intercept for Metered {
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
         // An attempt that failed before it was sent (signing, no credentials) is not a request.
         let Some(Sent(at, sent)) = cfg.load::<Sent>().cloned() else { return Ok(()) };
+        // Counted once: a next attempt that fails before it is sent must not count this one again.
+        cfg.interceptor_state().unset::<Sent>();
         let operation = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
         let response = context.response();
         // A HEAD answer announces the object's length but carries no body.
