@@ -282,7 +282,7 @@ mod tests {
         let s = orphan(&dir, "data", "big.bin", b"streamed");
         crate::fs::staging::note_upload(&s.path, "data", "big.bin", Some(&left.id)).unwrap();
         writer_gone(&s.path);
-        let Outcome { done, failed } = upload(&dir, &client).await.unwrap();
+        let Outcome { done, failed } = upload(&dir, &client, &Seen::default()).await.unwrap();
         assert_eq!((done, failed), (vec!["data/big.bin".to_string()], vec![]));
         assert_eq!(client.object("data", "big.bin").unwrap().as_ref(), b"streamed");
         assert_eq!(client.open_uploads(), 0, "no parts left on the server");
