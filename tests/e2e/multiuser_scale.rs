@@ -8,14 +8,14 @@
 //! `SSOFS_SCALE_USERS=50` and `SSOFS_SCALE_REPORT=<file>` and reports the reader's p99 during the rush
 //! against its idle p99.
 
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::system::{UnixUser, tag};
-use crate::support::{self, is_mounted, sts_calls, text, vm_hwm_mib};
+use crate::support::{self, sts_calls, text, vm_hwm_mib};
 
 const CACHE_MIB: u64 = 64;
 const OBJECT_MIB: usize = 16;
@@ -93,19 +93,8 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
     let small: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
     s3.put_object().bucket("analytics-raw").key("scale-small.bin").body(small.into()).send().await.unwrap();
 
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mnt, pid) = support::mount_multiuser(&stack, &dir, CACHE_MIB);
     let m = mnt.to_str().unwrap().to_string();
-    let options = format!("multiuser,cache_size={CACHE_MIB}M,state_dir={}", dir.join("root-state").display());
-    let out = tokio::task::block_in_place(|| support::ssofs_cli(&stack, &dir, &["mount", &m, "-o", &options]));
-    assert!(out.status.success(), "{}", text(&out));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mnt) {
-        assert!(Instant::now() < deadline, "not mounted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = support::server_pid(&mnt).expect("the mount process");
     let sts_before = sts_calls(&stack).await;
     let object = mnt.join("analytics-raw/scale.bin");
 

@@ -2,12 +2,11 @@
 //! blocks for all of them (not one per identity), each identity makes one STS call, and the mount's
 //! peak memory stays within cache_size + 64 MiB + 2 MiB per identity.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::system::{UnixUser, tag};
-use crate::support::{self, is_mounted, sts_calls, text, vm_hwm_mib};
+use crate::support::{self, sts_calls, text, vm_hwm_mib};
 
 const USERS: usize = 10;
 const CACHE_MIB: u64 = 32;
@@ -30,19 +29,8 @@ async fn ten_users_reading_at_once_share_one_cache_budget() {
     let body: Vec<u8> = (0..OBJECT_MIB << 20).map(|i| (i % 251) as u8).collect();
     s3.put_object().bucket("analytics-raw").key("shared.bin").body(body.clone().into()).send().await.unwrap();
 
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mnt, pid) = support::mount_multiuser(&stack, &dir, CACHE_MIB);
     let m = mnt.to_str().unwrap().to_string();
-    let options = format!("multiuser,cache_size={CACHE_MIB}M,state_dir={}", dir.join("root-state").display());
-    let out = tokio::task::block_in_place(|| support::ssofs_cli(&stack, &dir, &["mount", &m, "-o", &options]));
-    assert!(out.status.success(), "{}", text(&out));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mnt) {
-        assert!(Instant::now() < deadline, "not mounted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = support::server_pid(&mnt).expect("the mount process");
     let sts_before = sts_calls(&stack).await;
     let idle = vm_hwm_mib(pid);
 

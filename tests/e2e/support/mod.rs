@@ -223,3 +223,23 @@ pub async fn sts_calls(stack: &ssofs_devstack::Running) -> usize {
         reqwest::get(format!("{}/requests", stack.control_url)).await.unwrap().json().await.unwrap();
     log.iter().filter(|r| r["op"] == "AssumeRoleWithWebIdentity").count()
 }
+
+/// A multi-user mount by root at `dir/mnt` (`dir` opened to everyone), with `cache_mib` of block
+/// cache and root's tokens under `dir/root-state`; its mountpoint and the pid serving it.
+pub fn mount_multiuser(stack: &ssofs_devstack::Running, dir: &Path, cache_mib: u64) -> (PathBuf, u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = mnt.to_str().unwrap().to_string();
+    let options = format!("multiuser,cache_size={cache_mib}M,state_dir={}", dir.join("root-state").display());
+    let out = tokio::task::block_in_place(|| ssofs_cli(stack, dir, &["mount", &m, "-o", &options]));
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_mounted(&mnt) {
+        assert!(std::time::Instant::now() < deadline, "not mounted");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = server_pid(&mnt).expect("the mount process");
+    (mnt, pid)
+}
