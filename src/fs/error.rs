@@ -62,6 +62,9 @@ impl FsError {
             FsError::CrossBucket => libc::EXDEV,
             FsError::Stale => libc::ESTALE,
             FsError::BadHandle => libc::EBADF,
+            // The local disk under the staging directory full (or the user's quota reached):
+            // what a write to a local file would say, so tools report "no space", not an I/O error.
+            FsError::Io(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => libc::ENOSPC,
             FsError::Io(_) | FsError::Remote(_) => libc::EIO,
             FsError::NoSpace(_) => libc::ENOSPC,
         }
@@ -108,5 +111,9 @@ mod tests {
         assert_eq!(FsError::CrossBucket.errno(), libc::EXDEV);
         let io = FsError::from(std::io::Error::from_raw_os_error(libc::ENOSPC));
         assert!(io.chain().starts_with("local I/O failed: No space left on device"), "{}", io.chain());
+        // A full disk under the staging directory is ENOSPC to the writer, not EIO.
+        assert_eq!(io.errno(), libc::ENOSPC);
+        assert_eq!(FsError::from(std::io::Error::from_raw_os_error(libc::EDQUOT)).errno(), libc::ENOSPC);
+        assert_eq!(FsError::from(std::io::Error::from_raw_os_error(libc::EIO)).errno(), libc::EIO);
     }
 }
