@@ -2,14 +2,14 @@
 //! oscar reads and is refused writes, eve sees nothing, a user without a login is refused until
 //! they sign in. Caches are per identity: oscar's read of a file alice read is his own request.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::support::system::{UnixUser, tag};
 use crate::support::{self, is_mounted, text};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ssofs::mount::{self, MountOptions, MountRequest};
+use ssofs::mount;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_mount_serves_each_user_with_their_own_identity() {
@@ -29,25 +29,8 @@ async fn one_mount_serves_each_user_with_their_own_identity() {
     oscar.sign_in(&stack, "oscar").await;
     eve.sign_in(&stack, "eve").await;
 
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cache = dir.join("cache");
-    let opts = MountOptions { multiuser: true, cache_dir: Some(cache.clone()), ..Default::default() };
-    let req = MountRequest {
-        profile: profile.clone(),
-        mountpoint: mnt.clone(),
-        options: opts,
-        foreground: true,
-        state_dir: dir.join("root-state"),
-    };
-    let server = std::thread::spawn(move || mount::run(req));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mnt) {
-        assert!(!server.is_finished(), "mount ended: {:?}", server.join());
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mnt, server) = support::serve_multiuser_here(profile.clone(), &dir, dir.join("root-state"));
     let m = mnt.display().to_string();
     let line = support::mount_line(&mnt).unwrap();
     assert!(line.contains("allow_other") && line.contains("default_permissions"), "{line}");

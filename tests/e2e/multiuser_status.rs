@@ -5,13 +5,13 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use ssofs::mount::{self, MountOptions, MountRequest, control};
+use ssofs::mount::{self, control};
 
-use crate::support::system::{UnixUser, tag};
-use crate::support::{is_mounted, text};
+use crate::support::system::{UnixUser, devstack, tag};
+use crate::support::{self, is_mounted, text};
 
 /// Sends `command` to the socket at `path` from a thread whose real and effective uid are `uid`
 /// (only this thread: the raw syscall changes no other thread's credentials), as that user's own
@@ -56,25 +56,11 @@ async fn each_user_of_a_multiuser_mount_sees_only_their_own_figures_and_cannot_s
     let tag = tag();
     let alice = UnixUser::create(&format!("sms-a{tag}"), &homes);
     let oscar = UnixUser::create(&format!("sms-o{tag}"), &homes);
-    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
-    cfg.device_code_interval = Duration::from_secs(1);
-    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let stack = devstack(&dir).await;
     let profile = alice.sign_in(&stack, "alice").await;
     oscar.sign_in(&stack, "oscar").await;
 
-    let mnt = dir.join("mnt");
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let opts = MountOptions { multiuser: true, cache_dir: Some(dir.join("cache")), ..Default::default() };
-    let req =
-        MountRequest { profile, mountpoint: mnt.clone(), options: opts, foreground: true, state_dir: dir.join("root") };
-    let server = std::thread::spawn(move || mount::run(req));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(&mnt) {
-        assert!(!server.is_finished(), "mount ended: {:?}", server.join());
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mnt, server) = support::serve_multiuser_here(profile, &dir, dir.join("root"));
     let m = mnt.display().to_string();
     let work = tokio::task::block_in_place(|| {
         alice.run(&format!("printf 12345 > {m}/analytics-raw/alice-status.txt && cat {m}/analytics-raw/README.txt"))

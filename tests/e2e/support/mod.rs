@@ -243,3 +243,28 @@ pub fn mount_multiuser(stack: &ssofs_devstack::Running, dir: &Path, cache_mib: u
     let pid = server_pid(&mnt).expect("the mount process");
     (mnt, pid)
 }
+
+/// A multi-user mount served by this process (root) at `dir/mnt` (`dir` opened to everyone), with
+/// blocks under `dir/cache` and root's state under `state_dir`; returns once it is mounted, with
+/// the thread serving it (its result is the mount's).
+pub fn serve_multiuser_here(
+    profile: Profile,
+    dir: &Path,
+    state_dir: PathBuf,
+) -> (PathBuf, std::thread::JoinHandle<Result<(), ssofs::mount::MountError>>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let options =
+        ssofs::mount::MountOptions { multiuser: true, cache_dir: Some(dir.join("cache")), ..Default::default() };
+    let req = ssofs::mount::MountRequest { profile, mountpoint: mnt.clone(), options, foreground: true, state_dir };
+    let server = std::thread::spawn(move || ssofs::mount::run(req));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_mounted(&mnt) {
+        assert!(!server.is_finished(), "mount ended: {:?}", server.join());
+        assert!(std::time::Instant::now() < deadline, "not mounted within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (mnt, server)
+}
