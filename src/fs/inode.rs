@@ -158,14 +158,12 @@ impl InodeTable {
         Some((bucket, key))
     }
 
-    /// The number `parent/name` has, or would get, without adding it to the table: a plain
-    /// `readdir` (`find`, `ls` without `-l`) hands the kernel numbers, not references, so the entries
-    /// of a million-object walk need not all become inodes. (The rare number taken by a collision
-    /// is only reported here, in a `d_ino`; a lookup then settles the inode's real number.)
-    pub fn number_of(&self, parent: u64, name: &str, kind: Kind, key: Option<String>) -> u64 {
-        if let Some(existing) = self.child(parent, name).filter(|i| i.kind == kind) {
-            return existing.ino;
-        }
+    /// The number `parent/name` would get, without adding it to the table: a plain `readdir`
+    /// (`find`, `ls` without `-l`) hands the kernel numbers, not references, so the entries of a
+    /// million-object walk need not all become inodes. For a name not in the table (the caller
+    /// looked); the rare number taken by a collision is only reported, in a `d_ino`, and a lookup
+    /// then settles the inode's real number.
+    pub fn number_of_new(&self, parent: u64, name: &str, kind: Kind, key: Option<String>) -> u64 {
         let (bucket, key) = self.placement(parent, name, kind, key).unwrap_or_default();
         number_for(kind, &bucket, &key)
     }

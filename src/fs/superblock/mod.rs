@@ -123,7 +123,10 @@ impl Fs {
                 // 30 s of them, 64 MiB per 100,000 entries walked.
                 let stat = match st.meta.inodes.child(ino, &e.name).filter(|i| i.kind == e.kind) {
                     Some(_) => self.stat(&upsert_seen(&mut st, ino, &e.name, e.kind, attr, e.key.clone())),
-                    None => self.stat_of(st.meta.inodes.number_of(ino, &e.name, e.kind, e.key.clone()), e.kind, &attr),
+                    None => {
+                        let number = st.meta.inodes.number_of_new(ino, &e.name, e.kind, e.key.clone());
+                        self.stat_of(number, e.kind, &attr)
+                    }
                 };
                 DirEntry { name: e.name.clone(), stat, listed: e.clone() }
             })
