@@ -168,11 +168,16 @@ def pid_of(prog, mnt):
     return None
 
 
-def vm_hwm_mib(pid):
+def vm_mib(pid, field):
+    """A memory figure of /proc/PID/status (VmHWM: peak, VmRSS: now), in MiB."""
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def vm_hwm_mib(pid):
+    return vm_mib(pid, "VmHWM")
 
 
 class Mount:

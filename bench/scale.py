@@ -19,13 +19,6 @@ MU_USERS = int(os.environ.get("BENCH_MU_USERS", 50))
 SETTLE_S = int(os.environ.get("BENCH_SCALE_SETTLE_S", 60))
 
 
-def vm_rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
 def find_files(path):
     t = time.perf_counter()
     out = subprocess.run(f"find {path} -type f | wc -l", shell=True, check=True, capture_output=True, text=True)
@@ -44,14 +37,14 @@ def metadata_scale(b, stack, mount):
     mount.mount()
     try:
         pid = mount.pid()
-        fig["rss_before_mib"] = vm_rss_mib(pid)
+        fig["rss_before_mib"] = b.vm_mib(pid, "VmRSS")
         for walk in (1, 2):
             secs, count = find_files(mount.path("scale"))
             fig[f"find{walk}_s"], fig[f"find{walk}_count"] = secs, count
-            fig[f"rss_after_walk{walk}_mib"] = vm_rss_mib(pid)
+            fig[f"rss_after_walk{walk}_mib"] = b.vm_mib(pid, "VmRSS")
             b.log(f"bench: find walk {walk}: {count} files in {secs:.1f} s, RSS {fig[f'rss_after_walk{walk}_mib']:.0f} MiB")
         time.sleep(SETTLE_S)
-        fig["rss_later_mib"] = vm_rss_mib(pid)
+        fig["rss_later_mib"] = b.vm_mib(pid, "VmRSS")
     finally:
         mount.unmount()
     return fig
