@@ -1,14 +1,14 @@
 //! The memory tier: least recently used blocks evicted first, bounded by bytes. With a disk tier,
-//! every block is also handed to it as it arrives (written through, off this thread), offered again
-//! when evicted (in case the disk's queue was full then), and handed over at unmount, so what was
-//! read is on disk for the next mount; a miss here is looked up there.
+//! every block is also handed to it as it arrives (written through, off this thread), and a miss
+//! here is looked up there; an evicted block not on disk yet stays queued on its own (see `disk`'s
+//! orphans), so what was read is on disk for the next mount.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::{BlockCache, BlockKey, DiskCache};
+use super::{BlockCache, BlockKey, DiskCache, Holder};
 
 pub struct MemoryCache {
     inner: Mutex<Inner>,
@@ -44,7 +44,7 @@ impl BlockCache for MemoryCache {
 
     fn insert(&self, key: BlockKey, data: Bytes) {
         if let Some(disk) = &self.disk {
-            disk.insert(key.clone(), data.clone());
+            disk.store(key.clone(), data.clone(), Holder::Memory);
         }
         self.keep(key, data);
     }
@@ -58,6 +58,9 @@ impl MemoryCache {
     /// Keeps a block in memory, evicting the least recently used beyond the limit.
     fn keep(&self, key: BlockKey, data: Bytes) {
         if data.len() > self.limit {
+            if let Some(disk) = &self.disk {
+                disk.store(key, data, Holder::Nobody);
+            }
             return;
         }
         let mut evicted = Vec::new();
@@ -79,18 +82,18 @@ impl MemoryCache {
             crate::metrics::series::cache_bytes(inner.bytes as u64);
         }
         crate::metrics::series::cache_evicted(evicted.len() as u64);
-        // Outside the lock, and only a lookup unless the disk's queue was full when it arrived.
+        // Outside the lock: a block still queued for the disk is now the queue's alone.
         if let Some(disk) = &self.disk {
             for (k, block) in evicted {
-                disk.insert(k, block);
+                disk.store(k, block, Holder::Nobody);
             }
         }
     }
 }
 
 impl Drop for MemoryCache {
-    /// At unmount, blocks the disk's queue had no room for when they arrived go to disk now, so the
-    /// next mount finds everything this one read (within disk_cache_size).
+    /// At unmount, blocks not on disk yet (dropped when the disk was far behind) go to disk now, so
+    /// the next mount finds everything this one read (within disk_cache_size).
     fn drop(&mut self) {
         let Some(disk) = &self.disk else { return };
         let started = std::time::Instant::now();
@@ -100,7 +103,7 @@ impl Drop for MemoryCache {
         let n = missing.len();
         let deadline = started + super::disk::FLUSH_WAIT;
         for (k, block) in missing {
-            disk.store(k, block, Some(deadline));
+            disk.store(k, block, Holder::NobodyUntil(deadline));
         }
         if n > 0 {
             tracing::info!(
@@ -152,6 +155,32 @@ mod tests {
         let c = MemoryCache::new(1000, Some(disk));
         assert_eq!(c.get(&key(1)).unwrap().as_ref(), &[2u8; 1000][..]);
         assert_eq!(c.get(&key(0)).unwrap().as_ref(), &[1u8; 1000][..]);
+    }
+
+    #[test]
+    fn every_block_read_reaches_the_disk_while_the_writer_lags_and_only_evicted_ones_cost_memory() {
+        let dir = std::env::temp_dir().join(format!("ssofs-disk-lag-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = super::super::DiskSettings { dir: dir.clone(), limit: 1 << 20, scope: "p".into() };
+        // Memory holds 4 blocks, and 4 more may wait for the disk once memory evicted them.
+        let disk = Arc::new(DiskCache::open_small(&settings, 4000));
+        let c = MemoryCache::new(4000, Some(disk.clone()));
+        {
+            let _lagging = disk.pause_writer();
+            for b in 0..8 {
+                c.insert(key(b), Bytes::from(vec![b as u8; 1000]));
+            }
+            assert_eq!(disk.orphans(), (4000, 0), "blocks 0-3 wait for the disk on their own, none dropped");
+            for b in 8..10 {
+                c.insert(key(b), Bytes::from(vec![b as u8; 1000]));
+            }
+            assert_eq!(disk.orphans(), (4000, 2), "beyond the bound, evicted blocks are dropped");
+        }
+        drop((c, disk));
+        let disk = Arc::new(DiskCache::open(&settings).unwrap());
+        let on_disk: Vec<u64> = (0..10).filter(|&b| disk.contains(&key(b))).collect();
+        assert_eq!(on_disk, [0, 1, 2, 3, 6, 7, 8, 9], "the next mount finds all but the 2 dropped");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use disk::{DiskCache, DiskCacheError};
+pub use disk::{DiskCache, DiskCacheError, Holder};
 pub use memory::MemoryCache;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
