@@ -44,6 +44,10 @@ impl ObjectClient for Observed {
         self.seen("ListObjectsV2", bucket, prefix, self.inner.list_page(bucket, prefix, next).await)
     }
 
+    async fn has_entries(&self, bucket: &str, prefix: &str) -> Result<bool, ObjectError> {
+        self.seen("ListObjectsV2", bucket, prefix, self.inner.has_entries(bucket, prefix).await)
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
         self.seen("HeadObject", bucket, key, self.inner.head(bucket, key).await)
     }

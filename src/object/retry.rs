@@ -99,6 +99,10 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         self.run("ListObjectsV2", || self.inner.list_page(bucket, prefix, continuation.clone())).await
     }
 
+    async fn has_entries(&self, bucket: &str, prefix: &str) -> Result<bool, ObjectError> {
+        self.run("ListObjectsV2", || self.inner.has_entries(bucket, prefix)).await
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
         self.run("HeadObject", || self.inner.head(bucket, key)).await
     }

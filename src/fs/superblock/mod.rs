@@ -226,9 +226,9 @@ impl Fs {
         let prefix = format!("{}{name}/", dir.key);
         let plain_key = dir.child_key(name);
         let (head, listed) =
-            tokio::join!(self.client.head(&dir.bucket, &plain_key), self.client.list_page(&dir.bucket, &prefix, None));
+            tokio::join!(self.client.head(&dir.bucket, &plain_key), self.client.has_entries(&dir.bucket, &prefix));
         let is_dir = match listed {
-            Ok(page) => !page.objects.is_empty() || !page.prefixes.is_empty(),
+            Ok(any) => any,
             Err(ObjectError::NotFound) => false,
             Err(e) => return Err(e.into()),
         };

@@ -147,6 +147,17 @@ impl ObjectClient for S3ObjectClient {
         })
     }
 
+    async fn has_entries(&self, bucket: &str, prefix: &str) -> Result<bool, ObjectError> {
+        let out = self
+            .provider
+            .with_fresh_credentials(|| {
+                self.client.list_objects_v2().bucket(bucket).prefix(prefix).delimiter("/").max_keys(1).send()
+            })
+            .await
+            .map_err(self.failed())?;
+        Ok(!out.contents().is_empty() || !out.common_prefixes().is_empty())
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
         let out = self
             .provider
