@@ -223,7 +223,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.read(fh, offset, size).await });
-        self.serve("read", reply, work, |r, data: Vec<u8>| r.data(&data));
+        self.serve("read", reply, work, |r, data: bytes::Bytes| r.data(&data));
     }
 
     fn write(

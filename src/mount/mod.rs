@@ -194,13 +194,16 @@ fn control_sockets(
     made
 }
 
-/// Buffers of 128 KiB and more (block-cache blocks, parts in flight) get pages of their own that
-/// go back to the system when freed. glibc otherwise raises this threshold each time such a buffer
-/// is freed, after which 1 MiB blocks come from per-thread arenas that keep what was freed: ten
-/// users reading through a 32 MiB cache peaked at 629 MiB, 141 MiB with the threshold fixed.
+/// Buffers of 512 KiB and more (block-cache blocks) get pages of their own that go back to the
+/// system when freed. glibc otherwise raises this threshold each time such a buffer is freed, after
+/// which 1 MiB blocks come from per-thread arenas that keep what was freed: ten users reading
+/// through a 32 MiB cache peaked at 629 MiB, 141 MiB with the threshold fixed. Not lower: hyper's
+/// read buffers (up to about 400 KiB) then got fresh pages each time too, faulted in and zeroed:
+/// 35% of the page faults of a cold 1 GiB read at 128 KiB. Freed blocks are used again
+/// (`object::block_buffers`), so their pages are faulted in once.
 fn fixed_mmap_threshold() {
     // SAFETY: mallopt only changes the allocator's tuning; a fixed threshold is always valid.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024) };
 }
 
 /// The resolver of a multi-user mount, with the sweeper that drops idle identities.

@@ -1,6 +1,7 @@
 //! Object client layer: the few S3 operations the filesystem needs, behind `ObjectClient`, so the
 //! filesystem can be tested against an in-memory model (`mock`) and run against S3 (`s3`).
 
+pub mod block_buffers;
 mod complete_xml;
 #[cfg(any(test, feature = "mock"))]
 pub mod failing;

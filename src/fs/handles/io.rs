@@ -15,12 +15,15 @@ use crate::object::{MIN_PART_SIZE, ObjectError, ObjectInfo};
 const UPLOAD_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Fs {
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<bytes::Bytes> {
         let handle = self.handle(fh)?;
         {
             let f = handle.file.lock().await;
             if let Some(staged) = &f.staged {
-                return staged.read_at(offset, size).inspect(|data| self.stats.read(data.len() as u64));
+                return staged
+                    .read_at(offset, size)
+                    .map(bytes::Bytes::from)
+                    .inspect(|data| self.stats.read(data.len() as u64));
             }
         }
         let read = match &handle.reader {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::errors::not_s3;
 use super::{S3ObjectClient, parse_content_range};
-use crate::object::ObjectError;
+use crate::object::{ObjectError, block_buffers};
 
 impl S3ObjectClient {
     /// `range` of the object in buffers of `block` bytes, filled as the body arrives (one copy,
@@ -87,7 +87,8 @@ pub(super) struct BlockFiller {
     want: u64,
     block: usize,
     done: Vec<Bytes>,
-    current: bytes::BytesMut,
+    /// From `block_buffers`: a block the cache dropped is filled again, its pages already there.
+    current: Vec<u8>,
     received: u64,
 }
 
@@ -95,7 +96,7 @@ impl BlockFiller {
     pub(super) fn new(want: u64, block: usize) -> Self {
         let block = block.max(1);
         let first = (want as usize).min(block);
-        BlockFiller { want, block, done: Vec::new(), current: bytes::BytesMut::with_capacity(first), received: 0 }
+        BlockFiller { want, block, done: Vec::new(), current: block_buffers::take(first), received: 0 }
     }
 
     pub(super) fn push(&mut self, mut data: &[u8]) {
@@ -107,8 +108,8 @@ impl BlockFiller {
             data = &data[take..];
             if self.current.len() == self.block {
                 let left = ((self.want - self.received) as usize).min(self.block);
-                let full = std::mem::replace(&mut self.current, bytes::BytesMut::with_capacity(left));
-                self.done.push(full.freeze());
+                let full = std::mem::replace(&mut self.current, block_buffers::take(left));
+                self.done.push(block_buffers::freeze(full));
             }
         }
         // More than asked for (a server ignoring Range past the end): counted, not kept.
@@ -121,7 +122,7 @@ impl BlockFiller {
 
     pub(super) fn finish(mut self) -> Vec<Bytes> {
         if !self.current.is_empty() {
-            self.done.push(self.current.freeze());
+            self.done.push(block_buffers::freeze(self.current));
         }
         self.done
     }
