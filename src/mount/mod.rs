@@ -99,7 +99,7 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
 }
 
 fn serve(req: MountRequest, clients: Arc<dyn ClientBuilder>, ready: Option<RawFd>) -> Result<(), MountError> {
-    fixed_mmap_threshold();
+    fixed_mmap_threshold(req.options.multiuser);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(MountError::Runtime)?;
     // First, so that the sign-in checks below are counted too.
     let exporter = crate::metrics::exporter::Exporter::install(&rt, req.options.metrics)?;
@@ -194,16 +194,22 @@ fn control_sockets(
     made
 }
 
-/// Buffers of 512 KiB and more (block-cache blocks) get pages of their own that go back to the
-/// system when freed. glibc otherwise raises this threshold each time such a buffer is freed, after
-/// which 1 MiB blocks come from per-thread arenas that keep what was freed: ten users reading
-/// through a 32 MiB cache peaked at 629 MiB, 141 MiB with the threshold fixed. Not lower: hyper's
-/// read buffers (up to about 400 KiB) then got fresh pages each time too, faulted in and zeroed:
-/// 35% of the page faults of a cold 1 GiB read at 128 KiB. Freed blocks are used again
-/// (`object::block_buffers`), so their pages are faulted in once.
-fn fixed_mmap_threshold() {
+/// Buffers from `threshold` up get pages of their own that go back to the system when freed. glibc
+/// otherwise raises the threshold each time such a buffer is freed, after which 1 MiB blocks come
+/// from per-thread arenas that keep what was freed: ten users reading through a 32 MiB cache peaked
+/// at 629 MiB, 141 MiB with the threshold fixed at 128 KiB.
+/// - A mount for one user fixes it at 512 KiB: hyper's read buffers (up to about 400 KiB) then come
+///   from the arenas too. At 128 KiB each got fresh pages, faulted in, zeroed and unmapped again
+///   (with TLB shootdowns on every CPU): a cold 1 GiB read cost the mount 1.47-1.80 CPU-s and 205k
+///   page faults at 128 KiB, 1.03 CPU-s and 105k at 512 KiB (627-677 vs 799-861 MiB/s).
+/// - A multi-user mount keeps 128 KiB: there the arenas kept about 1 MiB more per reading identity
+///   (ten users: 105-106 MiB peak at 128 KiB, 114-124 at 512 KiB, over the bound of 116).
+///
+/// Freed 1 MiB blocks are used again either way (`object::block_buffers`).
+fn fixed_mmap_threshold(multiuser: bool) {
+    let threshold = if multiuser { 128 * 1024 } else { 512 * 1024 };
     // SAFETY: mallopt only changes the allocator's tuning; a fixed threshold is always valid.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024) };
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) };
 }
 
 /// The resolver of a multi-user mount, with the sweeper that drops idle identities.
