@@ -35,6 +35,10 @@ pub(crate) const EMPTY_DIR: u64 = 0;
 
 /// The most one FUSE read or write carries (the kernel's limit is 256 pages).
 pub const MAX_REQUEST: u32 = 1 << 20;
+/// Entries (the dots included) of a READDIRPLUS reply once the mount is past `readdirplus_inodes`.
+/// Not 1: a kernel that does not grant READDIRPLUS_AUTO asks with READDIRPLUS every time, and 64
+/// entries per request keeps a listing workable there.
+const PLUS_ENTRIES_WHEN_FULL: usize = 64;
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -341,12 +345,21 @@ impl Filesystem for FuseAdapter {
             .unwrap_or_else(|| self.resolver.bare_root(req.uid(), req.gid()));
         me.ino = ino.0;
         let dots = [(".".to_string(), me.clone()), ("..".to_string(), me)];
+        // Past the mount's inode budget, a few entries with attributes and the rest by READDIR.
+        let mut plus_left = match &fs {
+            Some(fs) if fs.listings_give_names_only() => PLUS_ENTRIES_WHEN_FULL,
+            _ => usize::MAX,
+        };
         let all = dots.into_iter().map(|(name, stat)| (name, stat, None)).chain(entries.iter().map(|e| {
             // Entries (not the dots) hand the kernel a reference, as a lookup does: their inodes
             // are made and counted as they go out.
             (e.name.clone(), e.stat.clone(), Some(e))
         }));
         for (i, (name, stat, entry)) in all.enumerate().skip(offset as usize) {
+            if plus_left == 0 {
+                break;
+            }
+            plus_left -= 1;
             let (stat, counted) = match (entry, &fs) {
                 (Some(e), Some(fs)) => (fs.hand_out(ino.0, e), true),
                 _ => (stat, false),

@@ -18,6 +18,7 @@ pub const CACHE_BYTES: &str = "ssofs_block_cache_bytes";
 pub const READ_AHEAD: &str = "ssofs_read_ahead_in_flight_bytes";
 pub const STS_RENEWALS: &str = "ssofs_sts_renewals_total";
 pub const IDENTITIES: &str = "ssofs_identities";
+pub const METADATA_ENTRIES: &str = "ssofs_metadata_entries";
 pub const UPLOADS: &str = "ssofs_uploads_total";
 pub const UPLOADS_IN_FLIGHT: &str = "ssofs_uploads_in_flight";
 pub const UPLOAD_BYTES_PENDING: &str = "ssofs_upload_pending_bytes";
@@ -45,6 +46,10 @@ pub fn describe() {
     describe_gauge!(READ_AHEAD, ::metrics::Unit::Bytes, "read-ahead bytes being fetched, across all readers");
     describe_counter!(STS_RENEWALS, "STS credential exchanges by outcome (ok, failed)");
     describe_gauge!(IDENTITIES, "identities in memory by sign-in state (signed_in, login_required, no_credentials)");
+    describe_gauge!(
+        METADATA_ENTRIES,
+        "entries of the metadata maps, all identities together (inodes, listings: directories with a cached listing, negative: names known missing)"
+    );
     describe_counter!(UPLOADS, "uploads of written files by outcome (ok, failed, refused)");
     describe_gauge!(UPLOADS_IN_FLIGHT, "uploads started and not finished");
     describe_gauge!(UPLOAD_BYTES_PENDING, ::metrics::Unit::Bytes, "bytes of uploads in flight not sent yet");
@@ -118,6 +123,13 @@ pub fn identities(signed_in: usize, login_required: usize, no_credentials: usize
     gauge!(IDENTITIES, "state" => "signed_in").set(signed_in as f64);
     gauge!(IDENTITIES, "state" => "login_required").set(login_required as f64);
     gauge!(IDENTITIES, "state" => "no_credentials").set(no_credentials as f64);
+}
+
+/// How many entries the metadata maps hold, all identities together.
+pub fn metadata_entries(inodes: usize, listings: usize, negative: usize) {
+    gauge!(METADATA_ENTRIES, "map" => "inodes").set(inodes as f64);
+    gauge!(METADATA_ENTRIES, "map" => "listings").set(listings as f64);
+    gauge!(METADATA_ENTRIES, "map" => "negative").set(negative as f64);
 }
 
 /// An upload of `total` bytes started (`started`), or one ended with `outcome`.

@@ -57,7 +57,10 @@ impl MountView {
     pub fn refresh_gauges(&self) {
         let now = SystemTime::now();
         let (mut signed_in, mut login_required, mut none) = (0, 0, 0);
+        let (mut inodes, mut listings, mut negative) = (0, 0, 0);
         for fs in self.resolver.all() {
+            let sizes = fs.map_sizes();
+            (inodes, listings, negative) = (inodes + sizes.inodes, listings + sizes.listings, negative + sizes.negative);
             if fs.credentials_expire_at().is_some_and(|at| at > now) {
                 signed_in += 1;
             } else if fs.identity().is_some_and(|(profile, store)| store.login_required(profile).is_some()) {
@@ -67,6 +70,7 @@ impl MountView {
             }
         }
         crate::metrics::series::identities(signed_in, login_required, none);
+        crate::metrics::series::metadata_entries(inodes, listings, negative);
     }
 }
 

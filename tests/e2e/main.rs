@@ -10,6 +10,7 @@ mod cache_survives_remount;
 mod credentials_sts;
 mod doctor_diagnoses_staged_faults;
 mod faults_through_the_mount;
+mod find_over_many_objects;
 mod fstab_mount;
 mod fstab_packaging;
 mod identity_no_secrets_in_output;

@@ -60,11 +60,13 @@ pub struct Limits {
     pub listed_entries: usize,
     /// Names remembered as missing.
     pub negative: usize,
+    /// Inodes beyond which listings hand the kernel names only (see `Fs::listings_give_names_only`).
+    pub readdirplus_inodes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { listed_entries: 100_000, negative: 10_000 }
+        Limits { listed_entries: 100_000, negative: 10_000, readdirplus_inodes: 100_000 }
     }
 }
 

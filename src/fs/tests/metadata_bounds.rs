@@ -68,7 +68,7 @@ async fn entries_handed_out_by_readdirplus_are_inodes_the_kernel_holds() {
 
 #[tokio::test]
 async fn listings_are_bounded_by_entries_and_missing_names_by_count() {
-    let limits = MetadataLimits { listed_entries: 120, negative: 10 };
+    let limits = MetadataLimits { listed_entries: 120, negative: 10, ..Default::default() };
     let (c, fs) = setup_with_limits("bounds", limits);
     for d in 0..10 {
         for f in 0..50 {

@@ -20,6 +20,8 @@ pub struct MountOptions {
     /// `listing_entries=N`, `negative_entries=N`: the metadata maps' capacities.
     pub listing_entries: Option<usize>,
     pub negative_entries: Option<usize>,
+    /// `readdirplus_inodes=N`: inodes beyond which listings give the kernel names only.
+    pub readdirplus_inodes: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     pub disk_cache_size: Option<u64>,
     /// `staging_quota=SIZE`: bytes of written data one user may have staged (default 1G per user

@@ -85,6 +85,17 @@ pub const OPTIONS: &[MountOption] = &[
                dropped first (about 200 bytes each; default 100000)",
     },
     MountOption {
+        name: "readdirplus_inodes",
+        takes: Takes::Value("N", |o, v| {
+            o.readdirplus_inodes = Some(count(v)?);
+            Ok(())
+        }),
+        help: "inodes the mount may hold (about 0.7 KiB each, and one in the kernel each) before directory \
+               listings stop handing out attributes: beyond it the kernel gets names only and looks up what \
+               it needs, so `find` over millions of objects stays bounded while `ls -l` costs a lookup per \
+               entry (default 100000)",
+    },
+    MountOption {
         name: "negative_entries",
         takes: Takes::Value("N", |o, v| {
             o.negative_entries = Some(count(v)?);
