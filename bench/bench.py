@@ -683,6 +683,19 @@ def only_remount(stack):
     print("\n".join(lines))
 
 
+def only_scale(stack):
+    """`BENCH_ONLY=scale`: issue 15's items 6 and 7 alone (`bench/scale.py`), printed and written to
+    the work directory only."""
+    meta = scale.metadata_scale(sys.modules[__name__], stack, Ssofs(stack))
+    mu = scale.multiuser_scale(sys.modules[__name__]) if scale.MU_USERS > 1 else None
+    lines, targets = scale.section(meta, mu, CACHE_SIZE_MIB)
+    marks = [f"- {'met' if t['met'] else 'MISSED'}: {t['target']} ({t['detail']})" for t in targets]
+    text = "\n".join(lines + marks) + "\n"
+    with open(os.path.join(WORK, "only-scale.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     log(f"bench: config {json.dumps(CFG)}; work dir {WORK}")
@@ -696,6 +709,8 @@ def main():
             return only_write(stack, mounts)
         if os.environ.get("BENCH_ONLY") == "remount":
             return only_remount(stack)
+        if os.environ.get("BENCH_ONLY") == "scale":
+            return only_scale(stack)
         seed(stack)
         url = direct(stack, "presign", BUCKET, PFX + "big.bin", 3600)["url"]
         local = os.path.join(WORK, "local")
