@@ -13,6 +13,7 @@ pub use self::dispatch::FuseAdapter;
 use self::dispatch::handle;
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
@@ -24,7 +25,10 @@ use fuser::{
 use self::reply::{ErrorReply, failed, file_type, name_str, to_attr};
 use crate::fs::handles::OpenMode;
 use crate::fs::inode::ROOT;
-use crate::fs::{FsError, RenameMode};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use crate::fs::{Fs, FsError, FsResult, RenameMode};
 use crate::object::meta::FileMeta;
 
 /// Bits of a file handle that belong to the identity's own `Fs`; the rest is the identity's slot.
@@ -51,7 +55,8 @@ impl Filesystem for FuseAdapter {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.lookup(parent.0, &name).await });
+        let work =
+            self.fs_and_name(req, name).map(|(fs, name)| async move { fs.await?.1.lookup(parent.0, &name).await });
         self.serve_entry("lookup", reply, work);
     }
 
@@ -61,14 +66,15 @@ impl Filesystem for FuseAdapter {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let ttl = self.ttl();
-        let fs = match self.fs(req) {
-            // A user with no filesystem (no login) still sees the root.
-            Err(_) if ino.0 == ROOT => {
-                return reply.attr(&ttl, &to_attr(&self.resolver.bare_root(req.uid(), req.gid())));
+        let (fs, bare_root) = (self.fs(req), self.resolver.bare_root(req.uid(), req.gid()));
+        let work = Ok(async move {
+            match fs.await {
+                Ok((_, fs)) => fs.getattr(ino.0).await,
+                // A user with no filesystem (no login) still sees the root.
+                Err(_) if ino.0 == ROOT => Ok(bare_root),
+                Err(e) => Err(e),
             }
-            other => other,
-        };
-        let work = fs.map(|(_, fs)| async move { fs.getattr(ino.0).await });
+        });
         self.serve("getattr", reply, work, move |r, stat| r.attr(&ttl, &to_attr(&stat)));
     }
 
@@ -91,9 +97,9 @@ impl Filesystem for FuseAdapter {
         reply: ReplyAttr,
     ) {
         let ttl = self.ttl();
-        let fs = match fh {
-            Some(fh) => self.fs_of_handle(fh).map(|(fs, local)| (fs, Some(local))),
-            None => self.fs(req).map(|(_, fs)| (fs, None)),
+        let fs: BoxFuture<'static, FsResult<(Arc<Fs>, Option<u64>)>> = match fh {
+            Some(fh) => futures::future::ready(self.fs_of_handle(fh).map(|(fs, local)| (fs, Some(local)))).boxed(),
+            None => self.fs(req).map(|fs| fs.map(|(_, fs)| (fs, None))).boxed(),
         };
         // Mode, mtime and owner go to the object's metadata (atime is not kept).
         let newer = FileMeta {
@@ -106,7 +112,8 @@ impl Filesystem for FuseAdapter {
             gid,
             known: false,
         };
-        let work = fs.map(|(fs, fh)| async move {
+        let work = Ok(async move {
+            let (fs, fh) = fs.await?;
             if let Some(size) = size {
                 fs.set_size(ino.0, fh, size).await?;
             }
@@ -124,12 +131,13 @@ impl Filesystem for FuseAdapter {
         let work = self
             .fs_and_name(req, link_name)
             .and_then(|(fs, name)| Ok((fs, name, target?)))
-            .map(|(fs, name, target)| async move { fs.symlink(parent.0, &name, &target).await });
+            .map(|(fs, name, target)| async move { fs.await?.1.symlink(parent.0, &name, &target).await });
         self.serve_entry("symlink", reply, work);
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        let work = self.fs(req).map(|(_, fs)| async move { fs.readlink(ino.0).await });
+        let fs = self.fs(req);
+        let work = Ok(async move { fs.await?.1.readlink(ino.0).await });
         self.serve("readlink", reply, work, |r, target: Vec<u8>| r.data(&target));
     }
 
@@ -151,6 +159,7 @@ impl Filesystem for FuseAdapter {
             return reply.error(Errno::EPERM);
         }
         let work = self.fs_and_name(req, name).map(|(fs, name)| async move {
+            let fs = fs.await?.1;
             let (stat, fh) = fs.create(parent.0, &name, OpenMode::WRITE, Some(mode & !umask)).await?;
             fs.release(fh).await?;
             Ok(stat)
@@ -159,17 +168,20 @@ impl Filesystem for FuseAdapter {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
-        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.mkdir(parent.0, &name).await });
+        let work =
+            self.fs_and_name(req, name).map(|(fs, name)| async move { fs.await?.1.mkdir(parent.0, &name).await });
         self.serve_entry("mkdir", reply, work);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.unlink(parent.0, &name).await });
+        let work =
+            self.fs_and_name(req, name).map(|(fs, name)| async move { fs.await?.1.unlink(parent.0, &name).await });
         self.serve("unlink", reply, work, |r, ()| r.ok());
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let work = self.fs_and_name(req, name).map(|(fs, name)| async move { fs.rmdir(parent.0, &name).await });
+        let work =
+            self.fs_and_name(req, name).map(|(fs, name)| async move { fs.await?.1.rmdir(parent.0, &name).await });
         self.serve("rmdir", reply, work, |r, ()| r.ok());
     }
 
@@ -190,10 +202,9 @@ impl Filesystem for FuseAdapter {
         } else {
             RenameMode::Replace
         };
-        let work = self
-            .fs_and_name(req, name)
-            .and_then(|(fs, name)| Ok((fs, name, name_str(newname)?)))
-            .map(|(fs, name, newname)| async move { fs.rename(parent.0, &name, newparent.0, &newname, mode).await });
+        let work = self.fs_and_name(req, name).and_then(|(fs, name)| Ok((fs, name, name_str(newname)?))).map(
+            |(fs, name, newname)| async move { fs.await?.1.rename(parent.0, &name, newparent.0, &newname, mode).await },
+        );
         self.serve("rename", reply, work, |r, ()| r.ok());
     }
 
@@ -204,7 +215,9 @@ impl Filesystem for FuseAdapter {
             truncate: flags.0 & libc::O_TRUNC != 0,
             append: flags.0 & libc::O_APPEND != 0,
         };
-        let work = self.fs(req).map(|(slot, fs)| async move {
+        let fs = self.fs(req);
+        let work = Ok(async move {
+            let (slot, fs) = fs.await?;
             let fh = fs.open(ino.0, mode).await?;
             // Unchanged since the last open: the kernel's cached pages are still right.
             let keep = fs.keep_cache(fh);
@@ -298,7 +311,8 @@ impl Filesystem for FuseAdapter {
     ) {
         let (ttl, open_flags) = (self.ttl(), self.open_flags());
         let open = OpenMode { append: flags & libc::O_APPEND != 0, ..OpenMode::WRITE };
-        let work = name_str(name).and_then(|name| Ok((self.fs(req)?, name))).map(|((slot, fs), name)| async move {
+        let work = self.fs_and_name(req, name).map(|(fs, name)| async move {
+            let (slot, fs) = fs.await?;
             let (stat, fh) = fs.create(parent.0, &name, open, Some(mode & !umask)).await?;
             Ok((stat, handle(slot, fh)))
         });
@@ -308,11 +322,15 @@ impl Filesystem for FuseAdapter {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let work = match self.fs(req) {
-            // A user without a filesystem (no login) sees an empty root and nothing else.
-            Err(_) if ino.0 == ROOT => return reply.opened(FileHandle(EMPTY_DIR), FopenFlags::empty()),
-            fs => fs.map(|(slot, fs)| async move { Ok(handle(slot, fs.opendir(ino.0).await?)) }),
-        };
+        let fs = self.fs(req);
+        let work = Ok(async move {
+            match fs.await {
+                Ok((slot, fs)) => Ok(handle(slot, fs.opendir(ino.0).await?)),
+                // A user without a filesystem (no login) sees an empty root and nothing else.
+                Err(_) if ino.0 == ROOT => Ok(FileHandle(EMPTY_DIR)),
+                Err(e) => Err(e),
+            }
+        });
         self.serve("opendir", reply, work, |r, fh| r.opened(fh, FopenFlags::empty()));
     }
 
@@ -338,7 +356,8 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.fail(failed("readdirplus", &e)),
         };
         let ttl = self.ttl();
-        let fs = self.fs(req).ok().map(|(_, fs)| fs);
+        // The filesystem that opened the directory (the caller's, open by now).
+        let fs = if fh.0 == EMPTY_DIR { None } else { self.fs_of_handle(fh).ok().map(|(fs, _)| fs) };
         let mut me = fs
             .as_ref()
             .and_then(|fs| fs.root_stat().ok())

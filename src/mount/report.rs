@@ -60,7 +60,8 @@ impl MountView {
         let (mut inodes, mut listings, mut negative) = (0, 0, 0);
         for fs in self.resolver.all() {
             let sizes = fs.map_sizes();
-            (inodes, listings, negative) = (inodes + sizes.inodes, listings + sizes.listings, negative + sizes.negative);
+            (inodes, listings, negative) =
+                (inodes + sizes.inodes, listings + sizes.listings, negative + sizes.negative);
             if fs.credentials_expire_at().is_some_and(|at| at > now) {
                 signed_in += 1;
             } else if fs.identity().is_some_and(|(profile, store)| store.login_required(profile).is_some()) {

@@ -16,6 +16,12 @@ use crate::fs::{Fs, FsError, Stat};
 pub trait FsResolver: Send + Sync + 'static {
     /// The filesystem of the user making the request, and its slot.
     fn for_uid(&self, uid: u32, gid: u32) -> Result<(u16, Arc<Fs>), FsError>;
+    /// [`FsResolver::for_uid`] when it needs no I/O (the identity is open, or known to have no
+    /// login); `None` when answering means opening the identity (reading the user's token store and
+    /// building their client), which the FUSE adapter then does off its worker threads.
+    fn for_uid_now(&self, uid: u32, gid: u32) -> Option<Result<(u16, Arc<Fs>), FsError>> {
+        Some(self.for_uid(uid, gid))
+    }
     /// The filesystem that handed out handles of `slot`.
     fn for_slot(&self, slot: u16) -> Option<Arc<Fs>>;
     /// How long the kernel may keep entries and attributes (0 when users must not share them).

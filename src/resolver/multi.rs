@@ -214,6 +214,21 @@ impl FsResolver for MultiUser {
         result
     }
 
+    fn for_uid_now(&self, uid: u32, _gid: u32) -> Option<Result<(u16, Arc<Fs>), FsError>> {
+        let entry = self.identities.lock().unwrap().get(&uid).cloned()?;
+        let mut id = entry.identity.lock().unwrap();
+        match &mut *id {
+            Identity::Ready { slot, fs, last_used } => {
+                *last_used = Instant::now();
+                Some(Ok((*slot, fs.clone())))
+            }
+            Identity::NoLogin { checked, reason } if checked.elapsed() < NO_LOGIN_RECHECK => {
+                Some(Err(FsError::Access(reason.clone())))
+            }
+            _ => None,
+        }
+    }
+
     fn for_slot(&self, slot: u16) -> Option<Arc<Fs>> {
         self.slots.lock().unwrap().get(&slot).cloned()
     }

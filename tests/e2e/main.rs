@@ -26,6 +26,7 @@ mod mount_buckets;
 mod mount_command;
 mod mount_waits_for_a_new_login;
 mod multiuser_attacks;
+mod multiuser_first_access;
 mod multiuser_mount;
 mod multiuser_scale;
 mod multiuser_shared_cache;

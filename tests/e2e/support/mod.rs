@@ -252,6 +252,16 @@ pub fn serve_multiuser_here(
     dir: &Path,
     state_dir: PathBuf,
 ) -> (PathBuf, std::thread::JoinHandle<Result<(), ssofs::mount::MountError>>) {
+    serve_multiuser_with(profile, dir, state_dir, std::sync::Arc::new(ssofs::stack::S3Stack))
+}
+
+/// [`serve_multiuser_here`] with each user's clients built by `clients`.
+pub fn serve_multiuser_with(
+    profile: Profile,
+    dir: &Path,
+    state_dir: PathBuf,
+    clients: std::sync::Arc<dyn ssofs::stack::ClientBuilder>,
+) -> (PathBuf, std::thread::JoinHandle<Result<(), ssofs::mount::MountError>>) {
     use std::os::unix::fs::PermissionsExt;
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
@@ -259,7 +269,7 @@ pub fn serve_multiuser_here(
     let options =
         ssofs::mount::MountOptions { multiuser: true, cache_dir: Some(dir.join("cache")), ..Default::default() };
     let req = ssofs::mount::MountRequest { profile, mountpoint: mnt.clone(), options, foreground: true, state_dir };
-    let server = std::thread::spawn(move || ssofs::mount::run(req));
+    let server = std::thread::spawn(move || ssofs::mount::run_with(req, clients));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !is_mounted(&mnt) {
         assert!(!server.is_finished(), "mount ended: {:?}", server.join());
