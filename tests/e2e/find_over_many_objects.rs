@@ -14,10 +14,6 @@ const DIRS: usize = 20;
 const PER_DIR: usize = 300;
 const BUDGET: usize = 1000;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `ssofs_metadata_entries` by map, from the mount's metrics (refreshed every 5 s).
 async fn metadata_entries(port: u16) -> BTreeMap<String, f64> {
     let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
@@ -37,9 +33,7 @@ fn find_files(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn find_over_many_objects_finds_them_all_and_keeps_the_mounts_inodes_bounded() {
     let dir = support::temp_dir("find-many");
-    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
-    cfg.device_code_interval = Duration::from_secs(1);
-    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let stack = support::system::devstack(&dir).await;
     let http = reqwest::Client::new();
     for d in 0..DIRS {
         let prefix = format!("tree/d{d:02}/");
@@ -47,7 +41,7 @@ async fn find_over_many_objects_finds_them_all_and_keeps_the_mounts_inodes_bound
         let r = http.post(format!("{}/seed-objects", stack.control_url)).form(&form).send().await.unwrap();
         assert!(r.status().is_success(), "seeding {prefix}: {}", r.status());
     }
-    let port = free_port();
+    let port = support::free_port();
     let options = MountOptions {
         metrics: Some(format!("127.0.0.1:{port}").parse().unwrap()),
         readdirplus_inodes: Some(BUDGET),

@@ -41,9 +41,7 @@ async fn other_users_slow_first_access_does_not_hold_up_a_signed_in_users_reads(
     let tag = tag();
     let alice = UnixUser::create(&format!("smf-a{tag}"), &homes);
     let slow: Vec<UnixUser> = (0..SLOW_USERS).map(|i| UnixUser::create(&format!("smf-slow{i}{tag}"), &homes)).collect();
-    let mut cfg = ssofs_devstack::Config::new(dir.join("devstack"));
-    cfg.device_code_interval = Duration::from_secs(1);
-    let stack = ssofs_devstack::start(cfg).await.unwrap();
+    let stack = crate::support::system::devstack(&dir).await;
     let profile = alice.sign_in(&stack, "alice").await;
     for u in &slow {
         u.sign_in(&stack, "alice").await;

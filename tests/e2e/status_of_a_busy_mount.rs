@@ -35,10 +35,6 @@ async fn scrape(port: u16) -> BTreeMap<String, f64> {
     samples(&body)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_metrics_show_the_reads_writes_and_requests_of_a_busy_mount() {
     let dir = support::temp_dir("busy");
@@ -47,7 +43,7 @@ async fn status_and_metrics_show_the_reads_writes_and_requests_of_a_busy_mount()
     let stack = ssofs_devstack::start(cfg).await.unwrap();
     let big: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 251) as u8).collect();
     support::s3_put(&stack, "analytics-raw", "busy/big.bin", big.clone()).await;
-    let port = free_port();
+    let port = support::free_port();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let options = MountOptions { metrics: Some(addr), ..Default::default() };
     let m = support::mount_as(&stack, "alice", &dir, options).await;

@@ -131,6 +131,16 @@ impl Metadata {
         self.listings.get(&dir).filter(|l| l.fetched.elapsed() < ttl).cloned()
     }
 
+    /// What `dir`'s fresh cached listing says of `name`: `Some(None)` when it lists no such name,
+    /// `None` when there is no fresh listing. One binary search (listings are sorted by name) and no
+    /// copy of the listing: a lookup used to clone the whole listing, so an `ls -l` that looks up
+    /// each of n entries cost n copies of n entries.
+    pub(crate) fn fresh_entry(&mut self, dir: u64, name: &str, ttl: Duration) -> Option<Option<Entry>> {
+        let listing = self.listings.get(&dir).filter(|l| l.fetched.elapsed() < ttl)?;
+        let at = listing.entries.binary_search_by(|e| e.name.as_str().cmp(name));
+        Some(at.ok().map(|i| listing.entries[i].clone()))
+    }
+
     /// `dir`'s cached listing however old (what to show while S3 cannot be asked).
     pub(crate) fn last_listing(&mut self, dir: u64) -> Option<Listing> {
         self.listings.get(&dir).cloned()

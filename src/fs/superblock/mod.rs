@@ -176,16 +176,19 @@ impl Fs {
             return Err(FsError::NotFound);
         }
         // A fresh listing answers without asking S3: `ls -l` after `ls` costs nothing.
-        let cached = {
-            let mut st = self.state.lock().unwrap();
-            st.meta.fresh_listing(parent, self.config.dir_ttl)
+        let cached = self.state.lock().unwrap().meta.fresh_entry(parent, name, self.config.dir_ttl);
+        let listed = match cached {
+            Some(entry) => Some(entry),
+            None if dir.kind == Kind::Root && dir.bucket.is_empty() => {
+                Some(self.listing(&dir).await?.entries.into_iter().find(|e| e.name == name))
+            }
+            None => None,
         };
-        let lists_buckets = dir.kind == Kind::Root && dir.bucket.is_empty();
-        if let Some(listing) = cached.or(if lists_buckets { Some(self.listing(&dir).await?) } else { None }) {
-            let Some(e) = listing.entries.iter().find(|e| e.name == name) else {
+        if let Some(entry) = listed {
+            let Some(e) = entry else {
                 return Err(FsError::NotFound);
             };
-            let attr = self.entry_attr(e);
+            let attr = self.entry_attr(&e);
             let inode = upsert_seen(&mut self.state.lock().unwrap(), parent, &e.name, e.kind, attr, e.key.clone());
             return self.with_meta(inode).await;
         }

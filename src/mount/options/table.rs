@@ -91,9 +91,9 @@ pub const OPTIONS: &[MountOption] = &[
             Ok(())
         }),
         help: "inodes the mount may hold (about 0.7 KiB each, and one in the kernel each) before directory \
-               listings stop handing out attributes: beyond it the kernel gets names only and looks up what \
-               it needs, so `find` over millions of objects stays bounded while `ls -l` costs a lookup per \
-               entry (default 100000)",
+               listings hand out attributes 64 entries at a time and names only for the rest: `find` over \
+               millions of objects stays bounded, and `ls -l` (whose stats make the kernel ask for \
+               attributes again) is not slowed (default 100000)",
     },
     MountOption {
         name: "negative_entries",

@@ -74,6 +74,11 @@ pub fn unique_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("ssofs-{tag}-{}-{n}", std::process::id()))
 }
 
+/// A TCP port on 127.0.0.1 free a moment ago (for `-o metrics=`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// [`unique_dir`], created.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = unique_dir(tag);
