@@ -45,6 +45,24 @@ enum Identity {
     },
 }
 
+impl Identity {
+    /// The answer for a request when it needs no I/O: the open filesystem (marked used), or the
+    /// refusal of a user found without a login a moment ago. `None`: opening it (or waiting for
+    /// the request that is) comes first.
+    fn settled(&mut self) -> Option<Result<(u16, Arc<Fs>), FsError>> {
+        match self {
+            Identity::Ready { slot, fs, last_used } => {
+                *last_used = Instant::now();
+                Some(Ok((*slot, fs.clone())))
+            }
+            Identity::NoLogin { checked, reason } if checked.elapsed() < NO_LOGIN_RECHECK => {
+                Some(Err(FsError::Access(reason.clone())))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// One user's identity, locked on its own: a user whose store is slow (or hostile: a FIFO, a hung
 /// NFS home) stalls only their own requests, never the mount's other users.
 struct Entry {
@@ -171,14 +189,10 @@ impl FsResolver for MultiUser {
         let waited_since = Instant::now();
         let mut id = entry.identity.lock().unwrap();
         loop {
-            match &mut *id {
-                Identity::Ready { slot, fs, last_used } => {
-                    *last_used = Instant::now();
-                    return Ok((*slot, fs.clone()));
-                }
-                Identity::NoLogin { checked, reason } if checked.elapsed() < NO_LOGIN_RECHECK => {
-                    return Err(FsError::Access(reason.clone()));
-                }
+            if let Some(answer) = id.settled() {
+                return answer;
+            }
+            match &*id {
                 Identity::Opening => {
                     let left = OPEN_WAIT.saturating_sub(waited_since.elapsed());
                     if left.is_zero() {
@@ -186,7 +200,7 @@ impl FsResolver for MultiUser {
                     }
                     id = entry.settled.wait_timeout(id, left).unwrap().0;
                 }
-                Identity::Unknown | Identity::NoLogin { .. } => break,
+                _ => break,
             }
         }
         let was_refused = matches!(*id, Identity::NoLogin { .. });
@@ -216,17 +230,7 @@ impl FsResolver for MultiUser {
 
     fn for_uid_now(&self, uid: u32, _gid: u32) -> Option<Result<(u16, Arc<Fs>), FsError>> {
         let entry = self.identities.lock().unwrap().get(&uid).cloned()?;
-        let mut id = entry.identity.lock().unwrap();
-        match &mut *id {
-            Identity::Ready { slot, fs, last_used } => {
-                *last_used = Instant::now();
-                Some(Ok((*slot, fs.clone())))
-            }
-            Identity::NoLogin { checked, reason } if checked.elapsed() < NO_LOGIN_RECHECK => {
-                Some(Err(FsError::Access(reason.clone())))
-            }
-            _ => None,
-        }
+        entry.identity.lock().unwrap().settled()
     }
 
     fn for_slot(&self, slot: u16) -> Option<Arc<Fs>> {

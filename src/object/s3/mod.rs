@@ -16,6 +16,7 @@ use md5::Digest;
 
 mod download;
 mod errors;
+mod list;
 mod metered;
 mod multipart;
 mod transport;
@@ -112,50 +113,11 @@ impl ObjectClient for S3ObjectClient {
         prefix: &str,
         continuation: Option<String>,
     ) -> Result<ListPage, ObjectError> {
-        let out = self
-            .provider
-            .with_fresh_credentials(|| {
-                self.client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .delimiter("/")
-                    .set_continuation_token(continuation.clone())
-                    .send()
-            })
-            .await
-            .map_err(self.failed())?;
-        Ok(ListPage {
-            objects: out
-                .contents()
-                .iter()
-                .filter_map(|o| {
-                    Some(ObjectInfo {
-                        key: o.key()?.to_string(),
-                        size: o.size().unwrap_or(0).max(0) as u64,
-                        etag: o.e_tag().unwrap_or_default().to_string(),
-                        last_modified: mtime(o.last_modified()),
-                        meta: Default::default(),
-                    })
-                })
-                .collect(),
-            prefixes: out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)).collect(),
-            continuation: out
-                .next_continuation_token()
-                .filter(|_| out.is_truncated() == Some(true))
-                .map(str::to_string),
-        })
+        self.page(bucket, prefix, continuation).await
     }
 
     async fn has_entries(&self, bucket: &str, prefix: &str) -> Result<bool, ObjectError> {
-        let out = self
-            .provider
-            .with_fresh_credentials(|| {
-                self.client.list_objects_v2().bucket(bucket).prefix(prefix).delimiter("/").max_keys(1).send()
-            })
-            .await
-            .map_err(self.failed())?;
-        Ok(!out.contents().is_empty() || !out.common_prefixes().is_empty())
+        self.any_below(bucket, prefix).await
     }
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
