@@ -234,7 +234,13 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// The process's STS client for one trust rule, shared by every identity (see `PerTrustRule`).
 fn http_client(ca_file: Option<&Path>, insecure_tls: bool) -> Result<reqwest::Client, CredentialError> {
+    static CLIENTS: crate::trust::PerTrustRule<reqwest::Client> = crate::trust::PerTrustRule::new();
+    CLIENTS.get_or_build(ca_file, insecure_tls, || new_http_client(ca_file, insecure_tls))
+}
+
+fn new_http_client(ca_file: Option<&Path>, insecure_tls: bool) -> Result<reqwest::Client, CredentialError> {
     if insecure_tls {
         tracing::warn!("TLS certificate verification is OFF for STS (insecure_tls)");
     }

@@ -23,7 +23,6 @@ mod transport;
 mod upload;
 
 pub use self::transport::Transport;
-use self::transport::trusting;
 
 use self::errors::{map_err, not_s3};
 use self::upload::{base64_md5, written};
@@ -48,14 +47,10 @@ pub struct S3ObjectClient {
 impl S3ObjectClient {
     /// A client for `endpoint` with the user's credentials from `provider`.
     pub fn connect(provider: CredentialProvider, endpoint: &str, transport: &Transport) -> Result<Self, String> {
-        let http = if transport.insecure_tls {
+        if transport.insecure_tls {
             tracing::warn!(endpoint, "TLS certificate verification is OFF for S3 (insecure_tls)");
-            Some(super::insecure_http::client(CONNECT_TIMEOUT)?)
-        } else if let Some(ca_file) = &transport.ca_file {
-            Some(trusting(ca_file)?)
-        } else {
-            None
-        };
+        }
+        let http = transport.http_client(CONNECT_TIMEOUT)?;
         // The operation bound covers the SDK's own retries of one request (a whole single PutObject
         // of up to 16 MiB, or one part): nothing waits longer than op_timeout on one answer.
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -64,15 +59,13 @@ impl S3ObjectClient {
             .operation_timeout(transport.op_timeout)
             .build();
         let retry = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(5);
-        let mut conf = s3_config(&provider, endpoint)
+        let conf = s3_config(&provider, endpoint)
             .timeout_config(timeouts)
             .retry_config(retry)
             .interceptor(super::complete_xml::CompleteXml)
-            .interceptor(metered::Metered);
-        if let Some(http) = http {
-            conf = conf.http_client(http);
-        }
-        let conf = conf.build();
+            .interceptor(metered::Metered)
+            .http_client(http)
+            .build();
         Ok(S3ObjectClient { client: Client::from_conf(conf), provider, checksums: transport.checksums })
     }
 
