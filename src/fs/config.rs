@@ -36,6 +36,9 @@ pub struct FsConfig {
     pub metadata_limits: MetadataLimits,
     /// Part size of a file uploaded in parts while it is written in order (at least S3's 5 MiB).
     pub stream_part_size: u64,
+    /// The kernel caches written pages (FUSE writeback cache): writes arrive late, in large pieces,
+    /// at the offsets the kernel chose, `O_APPEND` ones included.
+    pub writeback_cache: bool,
 }
 
 /// [`FsConfig::stream_part_size`] unless set: the part size of whole-file multipart uploads too.
@@ -67,6 +70,7 @@ impl FsConfig {
             root_bucket: None,
             metadata_limits: MetadataLimits::default(),
             stream_part_size: STREAM_PART_SIZE,
+            writeback_cache: false,
         }
     }
 }

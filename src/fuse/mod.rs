@@ -46,6 +46,11 @@ impl Filesystem for FuseAdapter {
         // Listings carry attributes: readdirplus lets `ls -l` skip a lookup per entry.
         let _ =
             config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO);
+        // Small writes then cost a page-cache copy each, not a round trip to this process: 150-byte
+        // rows cost 23.6-30.4 µs a write() without it, 1.0-1.2 µs on ext4 (bench item 9).
+        if self.resolver.writeback_cache() && config.add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE).is_err() {
+            tracing::warn!("this kernel has no FUSE writeback cache: writeback_cache is ignored");
+        }
         let _ = config.set_max_readahead(MAX_REQUEST);
         let _ = config.set_max_write(MAX_REQUEST);
         Ok(())

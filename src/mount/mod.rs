@@ -96,6 +96,7 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
         });
     }
     c.read_only = opts.read_only;
+    c.writeback_cache = opts.writeback_cache;
     Ok(c)
 }
 

@@ -28,6 +28,10 @@ pub trait FsResolver: Send + Sync + 'static {
     fn ttl(&self) -> Duration;
     /// Bypass the kernel's page cache, so no user is ever served another user's pages.
     fn direct_io(&self) -> bool;
+    /// Let the kernel keep written pages and send them in large writes (`-o writeback_cache`).
+    fn writeback_cache(&self) -> bool {
+        false
+    }
     /// The kernel dropped references to `ino`.
     fn forget(&self, ino: u64, n: u64);
     /// The root directory as shown to a user who has no filesystem (no login).

@@ -23,6 +23,9 @@ impl FsResolver for SingleUser {
     fn direct_io(&self) -> bool {
         false
     }
+    fn writeback_cache(&self) -> bool {
+        self.0.config().writeback_cache
+    }
     fn forget(&self, ino: u64, n: u64) {
         self.0.forget(ino, n);
     }

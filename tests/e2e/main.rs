@@ -42,6 +42,7 @@ mod recover_refuses_hostile_staging;
 mod recover_reports_each_file;
 mod rename_flags;
 mod sign_in_needed_notifies_the_desktop;
+mod small_writes_with_writeback_cache;
 mod status_of_a_busy_mount;
 mod status_shows_the_signed_in_user;
 mod systemd_automount_from_fstab;

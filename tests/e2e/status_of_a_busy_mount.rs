@@ -8,32 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 use ssofs::mount::MountOptions;
 
+use crate::support::prometheus::{scrape, total};
 use crate::support::{self, text};
-
-/// The samples of a Prometheus text exposition: `name{labels}` → value.
-fn samples(scrape: &str) -> BTreeMap<String, f64> {
-    scrape
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(series, value)| Some((series.to_string(), value.parse().ok()?)))
-        .collect()
-}
-
-/// The sum of every sample of `name` whose labels include each of `labels` (`k="v"`).
-fn total(samples: &BTreeMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
-    samples
-        .iter()
-        .filter(|(series, _)| series.split('{').next() == Some(name))
-        .filter(|(series, _)| labels.iter().all(|l| series.contains(l)))
-        .map(|(_, v)| v)
-        .sum()
-}
-
-async fn scrape(port: u16) -> BTreeMap<String, f64> {
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    samples(&body)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_metrics_show_the_reads_writes_and_requests_of_a_busy_mount() {

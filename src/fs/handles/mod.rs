@@ -148,6 +148,13 @@ impl Fs {
         }
     }
 
+    /// Whether this mount puts the handle's writes at the staged copy's end (`O_APPEND`). With the
+    /// kernel's writeback cache the kernel does: it sends each dirty page at its own offset, and
+    /// the same page again when more is appended to it, so appending here would write it twice.
+    fn appends_at_end(&self, mode: OpenMode) -> bool {
+        mode.append && !self.config.writeback_cache
+    }
+
     fn add_handle(&self, handle: Handle) -> u64 {
         let mut st = self.state.lock().unwrap();
         st.files.next_fh += 1;
@@ -158,7 +165,8 @@ impl Fs {
 
     /// Opens a file. Writing opens share the file's staged copy (`truncate` empties it).
     pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<u64> {
-        let OpenMode { write, truncate, append } = mode;
+        let OpenMode { write, truncate, .. } = mode;
+        let append = self.appends_at_end(mode);
         let inode = self.inode(ino)?;
         if inode.kind.is_dir() {
             return Err(FsError::IsDir);
@@ -235,7 +243,7 @@ impl Fs {
     /// A new file: created here, open for writing, listed at once though not yet uploaded. `perm`
     /// is kept as its mode (when metadata is on).
     pub async fn create(&self, parent: u64, name: &str, open: OpenMode, perm: Option<u32>) -> FsResult<(Stat, u64)> {
-        let append = open.append;
+        let append = self.appends_at_end(open);
         self.creatable_in(parent, name)?;
         let attr = self.fresh_attr(0, SystemTime::now(), None);
         let inode = {

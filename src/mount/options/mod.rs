@@ -45,6 +45,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// `multiuser`: serve each Unix user with their own identity.
     pub multiuser: bool,
+    /// `writeback_cache`: the kernel keeps written pages and sends them in large writes.
+    pub writeback_cache: bool,
     /// `op_timeout=SECONDS`: how long one operation's S3 work may take, retries included, before the
     /// caller gets an error (default 30).
     pub op_timeout: Option<Duration>,
@@ -94,6 +96,11 @@ pub enum OptionError {
     Unknown { option: String },
     #[error("mount options allow_other and allow_root cannot be combined")]
     AllowOtherWithAllowRoot,
+    #[error(
+        "mount options multiuser and writeback_cache cannot be combined: the writes the kernel sends from its \
+         cache carry no user, so a multi-user mount could not tell whose they are; drop writeback_cache"
+    )]
+    WritebackCacheWithMultiuser,
 }
 
 /// The names of every option, for the unknown-option error.
@@ -130,6 +137,9 @@ pub fn parse(groups: &[String]) -> Result<MountOptions, OptionError> {
     }
     if o.allow_other && o.allow_root {
         return Err(OptionError::AllowOtherWithAllowRoot);
+    }
+    if o.multiuser && o.writeback_cache {
+        return Err(OptionError::WritebackCacheWithMultiuser);
     }
     Ok(o)
 }
@@ -270,6 +280,7 @@ mod tests {
             ("log_level=ssofs=debug:warn", |o| o.log_level.as_deref() == Some("ssofs=debug:warn")),
             ("log_file=/var/log/ssofs.log", |o| o.log_file == Some(PathBuf::from("/var/log/ssofs.log"))),
             ("multiuser", |o| o.multiuser),
+            ("writeback_cache", |o| o.writeback_cache && !o.multiuser),
             ("config=/etc/ssofs/corp.toml,state_dir=/var/lib/ssofs", |o| {
                 o.config == Some(PathBuf::from("/etc/ssofs/corp.toml"))
                     && o.state_dir == Some(PathBuf::from("/var/lib/ssofs"))
@@ -296,6 +307,8 @@ mod tests {
             ("config", "needs a value"),
             ("state_dir=", "needs a value"),
             ("multi_user", "\"multi_user\""),
+            ("multiuser,writeback_cache", "multiuser and writeback_cache cannot be combined"),
+            ("writeback_cache=on", "takes no value"),
             ("profile", "needs a value"),
             ("duration_seconds=1h", "duration_seconds=1h"),
             ("gid=-1", "gid=-1"),

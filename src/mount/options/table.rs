@@ -243,6 +243,15 @@ pub const OPTIONS: &[MountOption] = &[
                ~USER/.local/state/ssofs (see README, \"Multi-user mounts\")",
     },
     MountOption {
+        name: "writeback_cache",
+        takes: Takes::Nothing(|o| o.writeback_cache = true),
+        help: "the kernel keeps written pages and sends them in large writes: many small write()s (a CSV \
+               row each) cost what a local disk's do, not a round trip to ssofs each. What was written but \
+               not yet closed or fsync'd is then in the kernel's memory, not in the staging file, and is \
+               lost if ssofs is killed; the size of a file changed elsewhere shows only once the kernel \
+               forgets it. Not with multiuser (see README, \"Writes\")",
+    },
+    MountOption {
         name: "metrics",
         takes: Takes::Value("127.0.0.1:PORT", |o, v| {
             o.metrics = Some(loopback(v)?);

@@ -4,6 +4,7 @@
 //! that run `ssofs login` and friends against a devstack.
 
 pub mod identity;
+pub mod prometheus;
 pub mod system;
 
 use std::path::{Path, PathBuf};
