@@ -36,7 +36,12 @@ pub struct FsConfig {
     pub metadata_limits: MetadataLimits,
     /// Part size of a file uploaded in parts while it is written in order (at least S3's 5 MiB).
     pub stream_part_size: u64,
+    /// Directory listings fetched ahead of a walker (`find`, `du`) at once at most; 0 turns it off.
+    pub dir_prefetch: usize,
 }
+
+/// [`FsConfig::dir_prefetch`] unless set.
+pub const DIR_PREFETCH: usize = 4;
 
 /// [`FsConfig::stream_part_size`] unless set: the part size of whole-file multipart uploads too.
 pub const STREAM_PART_SIZE: u64 = 16 << 20;
@@ -67,6 +72,7 @@ impl FsConfig {
             root_bucket: None,
             metadata_limits: MetadataLimits::default(),
             stream_part_size: STREAM_PART_SIZE,
+            dir_prefetch: DIR_PREFETCH,
         }
     }
 }
