@@ -15,6 +15,11 @@
 //!   unlink, rename) may have outdated is discarded; at unmount the workers are stopped.
 //!
 //! Each filesystem (one identity) prefetches only for itself, with its own client.
+//!
+//! Measured (devstack, release, 200 directories of 1,000 objects, two cores shared with a build):
+//! `find` 3.3 s with `dir_prefetch=4`, 5.0 s with 0 (medians of 3; flat paging 1.9-2.1 s), 203
+//! ListObjectsV2 per walk either way. What is left is CPU: the mount spends about 2.9 CPU-s per walk
+//! either way, most of it decoding ListObjectsV2 XML in the SDK and serving FUSE, on two cores.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
