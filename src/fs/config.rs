@@ -39,7 +39,12 @@ pub struct FsConfig {
     /// The kernel caches written pages (FUSE writeback cache): writes arrive late, in large pieces,
     /// at the offsets the kernel chose, `O_APPEND` ones included.
     pub writeback_cache: bool,
+    /// Directory listings fetched ahead of a walker (`find`, `du`) at once at most; 0 turns it off.
+    pub dir_prefetch: usize,
 }
+
+/// [`FsConfig::dir_prefetch`] unless set.
+pub const DIR_PREFETCH: usize = 4;
 
 /// [`FsConfig::stream_part_size`] unless set: the part size of whole-file multipart uploads too.
 pub const STREAM_PART_SIZE: u64 = 16 << 20;
@@ -71,6 +76,7 @@ impl FsConfig {
             metadata_limits: MetadataLimits::default(),
             stream_part_size: STREAM_PART_SIZE,
             writeback_cache: false,
+            dir_prefetch: DIR_PREFETCH,
         }
     }
 }

@@ -72,6 +72,7 @@ pub(crate) struct State {
     files: handles::OpenFiles,
     dirs: dir_handles::DirHandles,
     page_cache: page_cache::PageCachePolicy,
+    prefetch: superblock::Prefetch,
 }
 
 /// What every filesystem of one mount shares: the block cache (`cache_size` in memory, and the
@@ -82,6 +83,9 @@ pub struct MountShared {
     pub read_ahead: read::ReadAheadBudget,
     /// Parts of files streamed while written, in flight across the mount (`handles::stream`).
     pub upload_parts: Arc<tokio::sync::Semaphore>,
+    /// Directory listings prefetched at once across the mount (`dir_prefetch`; see
+    /// `superblock::prefetch`).
+    pub dir_prefetch: Arc<tokio::sync::Semaphore>,
 }
 
 impl MountShared {
@@ -90,6 +94,7 @@ impl MountShared {
             cache: cache::build(config.cache_size, config.disk_cache.as_ref()),
             read_ahead: read::read_ahead_budget(read::MAX_WINDOW),
             upload_parts: Arc::new(tokio::sync::Semaphore::new(handles::MOUNT_PARTS_IN_FLIGHT)),
+            dir_prefetch: Arc::new(tokio::sync::Semaphore::new(config.dir_prefetch)),
         }
     }
 }
@@ -98,7 +103,9 @@ pub struct Fs {
     client: Arc<dyn ObjectClient>,
     read_path: read::ReadPath,
     config: FsConfig,
-    state: Mutex<State>,
+    /// Shared with this filesystem's prefetch workers (`superblock::prefetch`), which outlive no
+    /// call but may outlive the call that started them.
+    state: Arc<Mutex<State>>,
     /// Set at unmount: pending data has been flushed, so later writes are refused, not lost.
     closing: AtomicBool,
     /// `config.staging_quota`, shared by this filesystem's staged files.
@@ -142,7 +149,7 @@ impl Fs {
             quota,
             client,
             read_path,
-            state: Mutex::new(State { meta, ..State::default() }),
+            state: Arc::new(Mutex::new(State { meta, ..State::default() })),
             config,
             closing: AtomicBool::new(false),
             stats,
@@ -174,6 +181,7 @@ impl Fs {
     /// upload will pick them up.
     pub fn begin_shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
+        self.state.lock().unwrap().prefetch.close();
     }
 
     pub fn config(&self) -> &FsConfig {
@@ -231,6 +239,15 @@ impl Fs {
     /// Bytes the block cache holds (shared by every filesystem that shares the cache).
     pub fn block_cache_bytes(&self) -> u64 {
         self.read_path.shared.cache.bytes()
+    }
+}
+
+/// The prefetch workers hold the state, not the filesystem: they are stopped with it.
+impl Drop for Fs {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.prefetch.close();
+        }
     }
 }
 

@@ -140,6 +140,7 @@ impl Fs {
             self.client.delete(&bucket, &key).await?;
         }
         let mut st = self.state.lock().unwrap();
+        st.meta.listings_changed();
         st.meta.drop_listing(parent);
         st.meta.drop_listing(new_parent);
         st.meta.forget_missing(new_parent, new_name);

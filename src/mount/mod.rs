@@ -86,6 +86,7 @@ fn fs_config(opts: &MountOptions, profile: &Profile, mountpoint: &std::path::Pat
     limits.listed_entries = opts.listing_entries.unwrap_or(limits.listed_entries);
     limits.negative = opts.negative_entries.unwrap_or(limits.negative);
     limits.readdirplus_inodes = opts.readdirplus_inodes.unwrap_or(limits.readdirplus_inodes);
+    c.dir_prefetch = opts.dir_prefetch.unwrap_or(c.dir_prefetch);
     // An explicit cache_dir also turns on the disk tier of the block cache (default 1 GiB), whose
     // blocks belong to this profile and endpoint.
     if let Some(dir) = &opts.cache_dir {

@@ -34,6 +34,8 @@ pub enum Fault {
     Fail(ObjectError),
     /// Never answers (a hung connection).
     Hang,
+    /// Answers after this long (a slow server).
+    Delay(std::time::Duration),
 }
 
 type Plan = Box<dyn FnMut(Op, &str) -> Option<Fault> + Send>;
@@ -79,6 +81,10 @@ impl<C: ObjectClient> FailingClient<C> {
             None => Ok(()),
             Some(Fault::Fail(e)) => Err(e),
             Some(Fault::Hang) => std::future::pending().await,
+            Some(Fault::Delay(d)) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
         }
     }
 }

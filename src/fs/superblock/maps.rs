@@ -103,6 +103,9 @@ pub(crate) struct Metadata {
     /// How long a listing is trusted (the mount's `dir_ttl`): older ones go at a sweep.
     pub(crate) dir_ttl: Duration,
     last_sweep: (Instant, usize),
+    /// Changes made here to cached listings (entries added or removed), counted: a listing fetched
+    /// across one may be out of date.
+    changes: u64,
 }
 
 impl Default for Metadata {
@@ -116,6 +119,7 @@ impl Default for Metadata {
             limits: Limits::default(),
             dir_ttl: Duration::from_secs(5),
             last_sweep: (Instant::now(), 0),
+            changes: 0,
         }
     }
 }
@@ -139,6 +143,33 @@ impl Metadata {
         let listing = self.listings.get(&dir).filter(|l| l.fetched.elapsed() < ttl)?;
         let at = listing.entries.binary_search_by(|e| e.name.as_str().cmp(name));
         Some(at.ok().map(|i| listing.entries[i].clone()))
+    }
+
+    /// Whether `dir` has a listing younger than `ttl` (without making it the most recently used).
+    pub(crate) fn has_fresh_listing(&self, dir: u64, ttl: Duration) -> bool {
+        self.listings.peek(&dir).is_some_and(|l| l.fetched.elapsed() < ttl)
+    }
+
+    /// Up to `n` subdirectories that `dir`'s listing, however old, names after `name`, in order:
+    /// where a walker goes next.
+    pub(crate) fn dirs_after(&mut self, dir: u64, name: &str, n: usize) -> Vec<String> {
+        let Some(listing) = self.listings.get(&dir) else { return Vec::new() };
+        let from = match listing.entries.binary_search_by(|e| e.name.as_str().cmp(name)) {
+            Ok(at) => at + 1,
+            Err(at) => at,
+        };
+        let after = listing.entries.get(from..).unwrap_or_default();
+        after.iter().filter(|e| e.kind == Kind::Dir).take(n).map(|e| e.name.clone()).collect()
+    }
+
+    /// How many changes were made here to listings so far (see `changes`).
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// A change made here that cached listings do not show (a rename drops them instead).
+    pub(crate) fn listings_changed(&mut self) {
+        self.changes += 1;
     }
 
     /// `dir`'s cached listing however old (what to show while S3 cannot be asked).
@@ -172,6 +203,7 @@ impl Metadata {
 
     /// Drops `name` from `dir`'s cached listing (it was removed or renamed here).
     pub(crate) fn unlist(&mut self, dir: u64, name: &str) {
+        self.changes += 1;
         if let Some(l) = self.listings.peek_mut(&dir) {
             let before = l.entries.len();
             l.entries.retain(|e| e.name != name);
@@ -188,6 +220,7 @@ impl Metadata {
 
     /// Puts `entry` into `dir`'s cached listing unless one of that name is there.
     pub(crate) fn list_if_missing(&mut self, dir: u64, entry: Entry) {
+        self.changes += 1;
         self.forget_missing(dir, &entry.name);
         // Listings are kept sorted by name: one binary search, not a scan and a sort per created
         // file (a directory of 100k files being filled).
@@ -228,19 +261,25 @@ impl Metadata {
     }
 
     /// Sweeps when due (see the module's comment). `in_use` says which inodes must stay whatever
-    /// their lookup count (open files). Returns the inodes removed.
-    pub(crate) fn sweep_if_due(&mut self, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
+    /// their lookup count (open files), `walked` which listings stay however old (a walk is going
+    /// through their subdirectories). Returns the inodes removed.
+    pub(crate) fn sweep_if_due(&mut self, in_use: impl Fn(u64) -> bool, walked: impl Fn(u64) -> bool) -> Vec<u64> {
         let (at, size) = self.last_sweep;
         let due = self.inodes.len() >= SWEEP_FLOOR.max(2 * size) || at.elapsed() >= SWEEP_EVERY;
         if !due {
             return Vec::new();
         }
-        self.sweep(SWEEP_GRACE, in_use)
+        self.sweep(SWEEP_GRACE, in_use, walked)
     }
 
     /// Drops expired negative entries and listings (the root's stays: it is shown while S3 cannot
     /// be asked), and inodes nobody holds.
-    pub(crate) fn sweep(&mut self, grace: Duration, in_use: impl Fn(u64) -> bool) -> Vec<u64> {
+    pub(crate) fn sweep(
+        &mut self,
+        grace: Duration,
+        in_use: impl Fn(u64) -> bool,
+        walked: impl Fn(u64) -> bool,
+    ) -> Vec<u64> {
         let dir_ttl = self.dir_ttl;
         let now = Instant::now();
         let expired: Vec<_> =
@@ -251,7 +290,7 @@ impl Metadata {
         let stale: Vec<u64> = self
             .listings
             .iter()
-            .filter(|(ino, l)| **ino != ROOT && l.fetched.elapsed() >= dir_ttl)
+            .filter(|(ino, l)| **ino != ROOT && l.fetched.elapsed() >= dir_ttl && !walked(**ino))
             .map(|(i, _)| *i)
             .collect();
         for ino in stale {

@@ -1,116 +1,31 @@
 //! What the mount knows about names, with one owner: the inode table, directory listings, and
 //! names known not to exist (negative entries), each trusted for its TTL; and the lookups,
-//! listings and attribute reads (HEAD) that fill them.
+//! listings and attribute reads (HEAD) that fill them. Listings are fetched in `listings`, and ahead
+//! of a walker (`find`) in `prefetch`.
 
 use std::time::Instant;
 
 use super::inode::{Attr, Inode, Kind};
 use super::names::{self, SHADOWED_OBJECT_SUFFIX};
-use super::{DirEntry, Fs, FsError, FsResult, Stat, State, listing};
+use super::{DirEntry, Fs, FsError, FsResult, Stat, State};
 use crate::object::{ObjectError, ObjectInfo};
 
+mod listings;
 mod maps;
+mod prefetch;
 
 pub(crate) use self::maps::{Entry, Listing, Metadata};
 pub use self::maps::{Limits, MapSizes};
+pub(crate) use self::prefetch::Prefetch;
 
 impl Fs {
-    /// The entries of a directory, from the cache when fresh.
-    async fn listing(&self, dir: &Inode) -> FsResult<Listing> {
-        if let Some(l) = self.state.lock().unwrap().meta.fresh_listing(dir.ino, self.config.dir_ttl) {
-            return Ok(l);
-        }
-        let entries = match dir.kind {
-            // One bucket mounted as the root: its listing.
-            Kind::Root if !dir.bucket.is_empty() => self.list_dir(&dir.bucket, &dir.key).await?,
-            Kind::Root => match self.client.list_buckets().await {
-                Ok(buckets) => self.with_named_buckets(
-                    buckets
-                        .into_iter()
-                        .filter(|b| names::usable(b))
-                        .map(|b| Entry { kind: Kind::Bucket, ..Entry::dir(&b) }),
-                ),
-                // MinIO answers AccessDenied when no bucket is visible: an empty root, or the named ones.
-                Err(ObjectError::AccessDenied) => self.with_named_buckets(std::iter::empty()),
-                // A server that does not list buckets for this identity at all: the named ones are enough.
-                Err(e) if !self.config.named_buckets.is_empty() && !matches!(e, ObjectError::NoCredentials(_)) => {
-                    tracing::debug!(error = %e, "ListBuckets failed; showing the named buckets");
-                    self.with_named_buckets(std::iter::empty())
-                }
-                // Without credentials (renewal failing, or none to be had): the buckets seen last stay
-                // listed, so operations below them say EACCES rather than "no such file"; an identity
-                // that never had credentials (no policy, no login) sees an empty root. The credentials
-                // layer logs why.
-                Err(ObjectError::NoCredentials(_)) => {
-                    let last = self.state.lock().unwrap().meta.last_listing(dir.ino);
-                    return Ok(last.unwrap_or(Listing { entries: Vec::new(), fetched: Instant::now() }));
-                }
-                Err(e) => return Err(e.into()),
-            },
-            Kind::Bucket | Kind::Dir => self.list_dir(&dir.bucket, &dir.key).await?,
-            Kind::File => return Err(FsError::NotDir),
-        };
-        let entries = self.with_local_files(dir.ino, entries);
-        let listing = Listing { entries, fetched: Instant::now() };
-        self.state.lock().unwrap().meta.store_listing(dir.ino, listing.clone());
-        Ok(listing)
-    }
-
-    /// The root's entries: the named buckets (a prefix shows as its bucket's name and lists only
-    /// below it), then the listed buckets not named.
-    fn with_named_buckets(&self, listed: impl Iterator<Item = Entry>) -> Vec<Entry> {
-        let named = &self.config.named_buckets;
-        let mut entries: Vec<Entry> = named
-            .iter()
-            .map(|n| Entry {
-                kind: Kind::Bucket,
-                key: (!n.prefix.is_empty()).then(|| n.prefix.clone()),
-                ..Entry::dir(&n.bucket)
-            })
-            .collect();
-        entries.extend(listed.filter(|e| !named.iter().any(|n| n.bucket == e.name)));
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        entries.dedup_by(|a, b| a.name == b.name);
-        entries
-    }
-
-    /// A listing plus the files created here that S3 does not have yet.
-    fn with_local_files(&self, dir: u64, mut entries: Vec<Entry>) -> Vec<Entry> {
-        let st = self.state.lock().unwrap();
-        for inode in st.meta.local_only.iter().filter_map(|ino| st.meta.inodes.get(*ino)) {
-            if inode.parent == dir && !entries.iter().any(|e| e.name == inode.name) {
-                let mut e = Entry { kind: Kind::File, etag: None, ..Entry::dir(&inode.name) };
-                e.size = inode.attr.size;
-                entries.push(e);
-            }
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        entries
-    }
-
-    /// Lists one prefix completely (all pages) into directory entries.
-    async fn list_dir(&self, bucket: &str, prefix: &str) -> FsResult<Vec<Entry>> {
-        let mut files: Vec<ObjectInfo> = Vec::new();
-        let mut dirs: Vec<String> = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self.client.list_page(bucket, prefix, token).await?;
-            files.extend(page.objects);
-            dirs.extend(page.prefixes);
-            match page.continuation {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        Ok(listing::entries(bucket, prefix, &files, &dirs))
-    }
-
     pub async fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let dir = self.inode(ino)?;
         if !dir.kind.is_dir() {
             return Err(FsError::NotDir);
         }
         let listing = self.listing(&dir).await?;
+        self.walk_ahead(&dir, listing.entries.len());
         let mut st = self.state.lock().unwrap();
         Ok(listing
             .entries
@@ -182,7 +97,7 @@ impl Fs {
             None if dir.kind == Kind::Root && dir.bucket.is_empty() => {
                 Some(self.listing(&dir).await?.entries.into_iter().find(|e| e.name == name))
             }
-            None => None,
+            None => self.prefetched_entry(parent, name).await,
         };
         if let Some(entry) = listed {
             let Some(e) = entry else {
@@ -380,11 +295,13 @@ impl State {
     /// Drops what is due to go from the metadata maps (see `maps`), and the page-cache notes of the
     /// inodes that went. With `grace`, now; without, only when a sweep is due.
     pub(crate) fn sweep(&mut self, grace: Option<std::time::Duration>) {
-        let State { meta, files, page_cache, .. } = self;
+        let State { meta, files, page_cache, prefetch, .. } = self;
         let in_use = |ino| files.open.contains_key(&ino);
+        let dir_ttl = meta.dir_ttl;
+        let walked = |ino| prefetch.walking(ino, dir_ttl);
         let removed = match grace {
-            Some(grace) => meta.sweep(grace, in_use),
-            None => meta.sweep_if_due(in_use),
+            Some(grace) => meta.sweep(grace, in_use, walked),
+            None => meta.sweep_if_due(in_use, walked),
         };
         for ino in removed {
             page_cache.forget_inode(ino);

@@ -275,6 +275,7 @@ mod handles_model;
 mod metadata_bounds;
 mod model;
 mod namespace;
+mod prefetch;
 mod streaming;
 
 /// A multi-user mount's identities share one block cache (one `cache_size` for the mount), and

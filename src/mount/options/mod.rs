@@ -22,6 +22,8 @@ pub struct MountOptions {
     pub negative_entries: Option<usize>,
     /// `readdirplus_inodes=N`: inodes beyond which listings give the kernel names only.
     pub readdirplus_inodes: Option<usize>,
+    /// `dir_prefetch=N`: directory listings fetched ahead of a walker at once (0: none).
+    pub dir_prefetch: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     pub disk_cache_size: Option<u64>,
     /// `staging_quota=SIZE`: bytes of written data one user may have staged (default 1G per user
@@ -296,6 +298,8 @@ mod tests {
             }),
             ("metrics=127.0.0.1:9100", |o| o.metrics == Some("127.0.0.1:9100".parse().unwrap())),
             ("metrics=[::1]:9100", |o| o.metrics == Some("[::1]:9100".parse().unwrap())),
+            ("dir_prefetch=0", |o| o.dir_prefetch == Some(0)),
+            ("dir_prefetch=16", |o| o.dir_prefetch == Some(16)),
         ];
         for (input, check) in ok {
             let o = p(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -323,6 +327,8 @@ mod tests {
             ("metrics=192.168.1.5:9100", "use 127.0.0.1:9100 or [::1]:9100"),
             ("metrics=localhost:9100", "expected a loopback address and port"),
             ("metrics=127.0.0.1", "expected a loopback address and port"),
+            ("dir_prefetch=65", "from 0 to 64"),
+            ("dir_prefetch=-1", "dir_prefetch=-1"),
         ];
         for (input, want) in bad {
             let e = p(input).expect_err(input);

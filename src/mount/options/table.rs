@@ -96,6 +96,15 @@ pub const OPTIONS: &[MountOption] = &[
                attributes again) is not slowed (default 100000)",
     },
     MountOption {
+        name: "dir_prefetch",
+        takes: Takes::Value("N", |o, v| {
+            o.dir_prefetch = Some(at_most(v, MAX_DIR_PREFETCH)?);
+            Ok(())
+        }),
+        help: "directory listings fetched at once ahead of a walker such as find or du, once it reads \
+               a directory's subdirectories in order; 0 turns it off (default 4)",
+    },
+    MountOption {
         name: "negative_entries",
         takes: Takes::Value("N", |o, v| {
             o.negative_entries = Some(count(v)?);
@@ -377,6 +386,17 @@ fn parse_size(s: &str) -> Option<usize> {
 }
 
 /// A positive count (capacities: a zero one would keep nothing and ask S3 for everything).
+/// `dir_prefetch` at most: each is a ListObjectsV2 in flight beside the caller's own requests.
+const MAX_DIR_PREFETCH: usize = 64;
+
+/// A whole number from 0 to `max`.
+fn at_most(v: &str, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("expected a whole number from 0 to {max}")),
+    }
+}
+
 fn count(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
