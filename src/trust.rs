@@ -41,8 +41,11 @@ pub fn system_roots() -> &'static [Vec<u8>] {
 /// CA store again for each: 10-12 ms of CPU per user's first access while 49 users signed in at
 /// once, and the reader already active waited for a core (its p99 8-19x its idle p99).
 pub struct PerTrustRule<T> {
-    clients: LazyLock<Mutex<HashMap<(Option<PathBuf>, bool), T>>>,
+    clients: LazyLock<Mutex<HashMap<TrustRule, T>>>,
 }
+
+/// `ca_file` and `insecure_tls`: what a client's TLS setup depends on.
+type TrustRule = (Option<PathBuf>, bool);
 
 impl<T: Clone> PerTrustRule<T> {
     pub const fn new() -> Self {

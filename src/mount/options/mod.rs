@@ -2,6 +2,7 @@
 //! systemd pass along that only matter to them. An option nobody knows is an error naming it.
 
 mod table;
+mod values;
 
 use std::path::PathBuf;
 use std::time::Duration;
