@@ -35,7 +35,8 @@ pub fn run(ctx: &Context, args: &LoginArgs) -> Result<(), CliError> {
     store.save(&profile.name, &tokens)?;
     println!("Signed in as {} (profile {}).", tokens.username.as_deref().unwrap_or("unknown user"), profile.name);
     let account = tokens.username.as_deref().unwrap_or("an unknown account");
-    for warning in login::account_warnings(account, args.login_hint.as_deref(), previous.as_deref()) {
+    for warning in ssofs::identity::account::account_warnings(account, args.login_hint.as_deref(), previous.as_deref())
+    {
         eprintln!("ssofs: WARNING: {warning}");
     }
     Ok(())

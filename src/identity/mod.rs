@@ -1,5 +1,6 @@
 //! Identity layer: log the user in against the OpenID provider (Azure AD) and keep their tokens.
 
+pub mod account;
 pub mod browser;
 pub mod clock;
 pub mod login;

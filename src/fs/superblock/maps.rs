@@ -53,6 +53,18 @@ pub(crate) struct Listing {
     pub(crate) fetched: Instant,
 }
 
+impl Listing {
+    /// Where `name` is among the entries (kept sorted by name), or where it would go.
+    pub(crate) fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.name.as_str().cmp(name))
+    }
+
+    /// The entry named `name`, if listed.
+    pub(crate) fn entry(&self, name: &str) -> Option<Entry> {
+        self.position(name).ok().map(|i| self.entries[i].clone())
+    }
+}
+
 /// How much metadata one filesystem keeps at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -141,8 +153,7 @@ impl Metadata {
     /// each of n entries cost n copies of n entries.
     pub(crate) fn fresh_entry(&mut self, dir: u64, name: &str, ttl: Duration) -> Option<Option<Entry>> {
         let listing = self.listings.get(&dir).filter(|l| l.fetched.elapsed() < ttl)?;
-        let at = listing.entries.binary_search_by(|e| e.name.as_str().cmp(name));
-        Some(at.ok().map(|i| listing.entries[i].clone()))
+        Some(listing.entry(name))
     }
 
     /// Whether `dir` has a listing younger than `ttl` (without making it the most recently used).
@@ -154,7 +165,7 @@ impl Metadata {
     /// where a walker goes next.
     pub(crate) fn dirs_after(&mut self, dir: u64, name: &str, n: usize) -> Vec<String> {
         let Some(listing) = self.listings.get(&dir) else { return Vec::new() };
-        let from = match listing.entries.binary_search_by(|e| e.name.as_str().cmp(name)) {
+        let from = match listing.position(name) {
             Ok(at) => at + 1,
             Err(at) => at,
         };
@@ -225,7 +236,7 @@ impl Metadata {
         // Listings are kept sorted by name: one binary search, not a scan and a sort per created
         // file (a directory of 100k files being filled).
         if let Some(l) = self.listings.peek_mut(&dir)
-            && let Err(at) = l.entries.binary_search_by(|e| e.name.as_str().cmp(&entry.name))
+            && let Err(at) = l.position(&entry.name)
         {
             l.entries.insert(at, entry);
             self.listed += 1;

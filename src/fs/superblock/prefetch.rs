@@ -209,9 +209,7 @@ impl Fs {
     /// `Metadata::fresh_entry`): sooner than asking S3 about the name, and no request of its own.
     pub(super) async fn prefetched_entry(&self, dir: u64, name: &str) -> Option<Option<Entry>> {
         let under_way = self.state.lock().unwrap().prefetch.under_way(dir)?;
-        let listing = under_way.await?;
-        let at = listing.entries.binary_search_by(|e| e.name.as_str().cmp(name));
-        Some(at.ok().and_then(|i| listing.entries.get(i).cloned()))
+        Some(under_way.await?.entry(name))
     }
 
     fn prefetcher(&self) -> Prefetcher {
