@@ -692,6 +692,36 @@ def only_remount(stack):
     print("\n".join(lines))
 
 
+def only_random(stack, mounts):
+    """`BENCH_ONLY=random`: item 3 alone (random 4 KiB reads), `BENCH_REPS` times, each on a fresh
+    mount after a cold read of big.bin as in the full run (so the cache starts full of other
+    blocks), printed and written to the work directory only."""
+    rnd = CFG["rand_mib"] * MiB
+    direct(stack, "put-random", BUCKET, PFX + "big.bin", CFG["big_mib"] * MiB)
+    direct(stack, "put-random", BUCKET, PFX + "rand.bin", rnd)
+    R = {m.name: [] for m in mounts}
+    gets = {m.name: [] for m in mounts}
+    for rep in range(CFG["reps"]):
+        for m in mounts:
+            m.mount()
+            try:
+                seq_read(m.path("big.bin"))
+                ops, reqs = with_requests(stack, lambda: rand_read(m.path("rand.bin"), rnd, CFG["rand_ops"], rep), 0)
+                R[m.name].append(ops)
+                gets[m.name].append(sum(v for k, v in reqs.items() if k.endswith("GetObject")))
+            finally:
+                m.unmount()
+        log(f"bench: random 4 KiB reads, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
+    M = {n: med(v) for n, v in R.items()}
+    lines = [f"random 4 KiB reads over {CFG['rand_mib']} MiB, {CFG['rand_ops']} reads, ops/s "
+             f"(median of {CFG['reps']}; samples {R}; GetObject per pass {gets}):"]
+    lines += [f"- {n}: {fmt(v)}" + (f" (ssofs/{n} {M['ssofs'] / v:.2f}×)" if n != "ssofs" and v else "")
+              for n, v in M.items()]
+    with open(os.path.join(WORK, "only-random.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def only_scale(stack):
     """`BENCH_ONLY=scale`: issue 15's items 6 and 7 alone (`bench/scale.py`), printed and written to
     the work directory only."""
@@ -716,6 +746,9 @@ def main():
         if os.environ.get("BENCH_ONLY") == "write":
             mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
             return only_write(stack, mounts)
+        if os.environ.get("BENCH_ONLY") == "random":
+            mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
+            return only_random(stack, mounts)
         if os.environ.get("BENCH_ONLY") == "remount":
             return only_remount(stack)
         if os.environ.get("BENCH_ONLY") == "scale":

@@ -3,6 +3,14 @@
 //! of up to `PART_BLOCKS` blocks; a random access resets it. Read-ahead in flight is bounded per
 //! reader by the window and across all readers by a shared budget, so memory does not grow with file
 //! size or reader count: beyond the budget, readers fetch only what they read.
+//!
+//! A small random read of a block the cache does not hold yet is answered by a GET of just its
+//! bytes while the block is fetched into the cache behind it: waiting for the block made every miss
+//! of a random 4 KiB reader cost a 1 MiB GET and its page faults (3.3-4.4 ms each, one after
+//! another, against 0.5 ms for a 4 KiB GET), where the reader's next read can now overlap the fill.
+//! The fill around a random miss starts at one block and doubles, up to a part, each time a random
+//! read lands on a block already fetched: a reader that comes back near where it read gets larger
+//! fills (fewer, larger GETs, as s3fs makes), one that never does costs one block per miss.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +25,9 @@ use crate::object::{ObjectClient, ObjectError};
 
 pub const BLOCK: u64 = 1 << 20;
 const PART_BLOCKS: u64 = 8;
+/// Random reads up to this size (the kernel sends 4 KiB to 128 KiB) are answered from a GET of
+/// their own bytes when their block is not cached yet.
+const SMALL_READ: u64 = BLOCK / 8;
 /// Read-ahead of one reader at most, and of all readers of a mount together (the budget): within
 /// the 64 MiB a mount may use beyond its cache_size, with room for the process itself (24 MiB
 /// mounted, debug build) and each reader's current block. Three 8 MiB parts in flight keep one
@@ -53,6 +64,8 @@ pub struct Reader {
     window: u64,
     /// Block → the part fetch that brings it, and the block index the part starts at.
     inflight: HashMap<u64, (u64, Fetch)>,
+    /// Blocks fetched around a small random miss (see the module's comment).
+    random_fill: u64,
 }
 
 impl Reader {
@@ -60,7 +73,7 @@ impl Reader {
     pub fn new(path: ReadPath, bucket: &str, key: &str, etag: &str, size: u64) -> Self {
         let block0 =
             BlockKey { identity: path.identity, bucket: bucket.into(), key: key.into(), etag: etag.into(), block: 0 };
-        Reader { path, block0, size, next_offset: 0, window: BLOCK, inflight: HashMap::new() }
+        Reader { path, block0, size, next_offset: 0, window: BLOCK, inflight: HashMap::new(), random_fill: 1 }
     }
 
     fn block_key(&self, block: u64) -> BlockKey {
@@ -79,6 +92,25 @@ impl Reader {
         let last = (end - 1) / BLOCK;
         let last_block_of_object = (self.size - 1) / BLOCK;
         let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
+        let small_random = !sequential && first == last && end - offset <= SMALL_READ;
+        if small_random && !self.lacks(first) {
+            self.random_fill = (self.random_fill * 2).min(PART_BLOCKS);
+        }
+        // Not cached yet, whether or not its block is on the way: the small GET answers sooner.
+        if small_random && !self.path.shared.cache.contains(&self.block_key(first)) {
+            let small = self.fetch_exact(offset..end);
+            if !self.inflight.contains_key(&first) {
+                self.fill_around(first);
+            }
+            match small.await {
+                Ok(data) if data.len() as u64 == end - offset => {
+                    self.path.stats.cache_miss();
+                    return Ok(data);
+                }
+                // A short or failed answer: the block fetch says what is there, or what went wrong.
+                _ => {}
+            }
+        }
         self.schedule(first, last + 1, false);
         self.schedule(last + 1, ahead.min(last_block_of_object + 1), true);
 
@@ -107,22 +139,45 @@ impl Reader {
         Ok(out)
     }
 
+    /// Whether `block` is neither cached nor being fetched.
+    fn lacks(&self, block: u64) -> bool {
+        !self.inflight.contains_key(&block) && !self.path.shared.cache.contains(&self.block_key(block))
+    }
+
+    /// Fetches the aligned `random_fill` blocks around `block` into the cache; beyond one block
+    /// within the read-ahead budget, else the block alone.
+    fn fill_around(&mut self, block: u64) {
+        let start = block - block % self.random_fill;
+        let end = (start + self.random_fill).min((self.size - 1) / BLOCK + 1);
+        if end - start > 1 {
+            self.schedule(start, end, true);
+        }
+        if self.lacks(block) {
+            self.schedule(block, block + 1, false);
+        }
+    }
+
+    /// A GET of exactly `range`, for this read only (not cached).
+    fn fetch_exact(&self, range: std::ops::Range<u64>) -> impl Future<Output = Result<Bytes, ObjectError>> + use<> {
+        let (client, block0) = (self.path.client.clone(), self.block0.clone());
+        async move {
+            let etag = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
+            client.get_range(&block0.bucket, &block0.key, range, etag).await
+        }
+    }
+
     /// Starts fetches for blocks in `from..to` that are neither cached nor in flight, grouped into
     /// parts of up to `PART_BLOCKS` contiguous blocks. Read-ahead parts need room in the shared
     /// budget; without it they are left for later.
     fn schedule(&mut self, from: u64, to: u64, ahead: bool) {
         let mut block = from;
         while block < to {
-            if self.inflight.contains_key(&block) || self.path.shared.cache.contains(&self.block_key(block)) {
+            if !self.lacks(block) {
                 block += 1;
                 continue;
             }
             let start = block;
-            while block < to
-                && block - start < PART_BLOCKS
-                && !self.inflight.contains_key(&block)
-                && !self.path.shared.cache.contains(&self.block_key(block))
-            {
+            while block < to && block - start < PART_BLOCKS && self.lacks(block) {
                 block += 1;
             }
             let permit = if ahead {

@@ -40,6 +40,7 @@ pub enum Fault {
 
 type Plan = Box<dyn FnMut(Op, &str) -> Option<Fault> + Send>;
 type Tamper = Box<dyn Fn(&str, ListPage) -> ListPage + Send + Sync>;
+type RangePlan = Box<dyn Fn(&Range<u64>) -> Option<Fault> + Send + Sync>;
 
 pub struct FailingClient<C> {
     inner: C,
@@ -47,11 +48,13 @@ pub struct FailingClient<C> {
     plan: Mutex<Plan>,
     /// Rewrites listing pages (a server that answers with what it was not asked for).
     tamper: Option<Tamper>,
+    /// Decides GETs by the range they ask for, after `plan` let them pass.
+    gets: Option<RangePlan>,
 }
 
 impl<C: ObjectClient> FailingClient<C> {
     pub fn new(inner: C, plan: impl FnMut(Op, &str) -> Option<Fault> + Send + 'static) -> Self {
-        FailingClient { inner, plan: Mutex::new(Box::new(plan)), tamper: None }
+        FailingClient { inner, plan: Mutex::new(Box::new(plan)), tamper: None, gets: None }
     }
 
     /// Fails the first `n` calls of `op` with `error`; everything else passes.
@@ -71,12 +74,28 @@ impl<C: ObjectClient> FailingClient<C> {
         self
     }
 
+    /// Every GET that `plan` let pass is then decided by its range: `gets(range)` (a whole-block
+    /// fetch that hangs beside a small one that does not).
+    pub fn with_gets(mut self, gets: impl Fn(&Range<u64>) -> Option<Fault> + Send + Sync + 'static) -> Self {
+        self.gets = Some(Box::new(gets));
+        self
+    }
+
     pub fn inner(&self) -> &C {
         &self.inner
     }
 
     async fn check(&self, op: Op, about: &str) -> Result<(), ObjectError> {
         let fault = (self.plan.lock().unwrap())(op, about);
+        Self::suffer(fault).await
+    }
+
+    async fn check_get(&self, key: &str, range: &Range<u64>) -> Result<(), ObjectError> {
+        self.check(Op::GetRange, key).await?;
+        Self::suffer(self.gets.as_ref().and_then(|gets| gets(range))).await
+    }
+
+    async fn suffer(fault: Option<Fault>) -> Result<(), ObjectError> {
         match fault {
             None => Ok(()),
             Some(Fault::Fail(e)) => Err(e),
@@ -108,7 +127,7 @@ impl<C: ObjectClient> ObjectClient for FailingClient<C> {
         self.inner.head(b, k).await
     }
     async fn get_range(&self, b: &str, k: &str, r: Range<u64>, e: Option<&str>) -> Result<Bytes, ObjectError> {
-        self.check(Op::GetRange, k).await?;
+        self.check_get(k, &r).await?;
         self.inner.get_range(b, k, r, e).await
     }
     async fn get_blocks(
@@ -119,7 +138,7 @@ impl<C: ObjectClient> ObjectClient for FailingClient<C> {
         e: Option<&str>,
         block: usize,
     ) -> Result<Vec<Bytes>, ObjectError> {
-        self.check(Op::GetRange, k).await?;
+        self.check_get(k, &r).await?;
         self.inner.get_blocks(b, k, r, e, block).await
     }
     async fn put_file(&self, b: &str, k: &str, f: &File, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {

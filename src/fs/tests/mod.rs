@@ -276,6 +276,7 @@ mod metadata_bounds;
 mod model;
 mod namespace;
 mod prefetch;
+mod random_reads;
 mod streaming;
 
 /// A multi-user mount's identities share one block cache (one `cache_size` for the mount), and
