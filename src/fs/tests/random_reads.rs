@@ -35,46 +35,38 @@ fn bytes_at(data: &[u8], offset: u64, len: usize) -> &[u8] {
     &data[offset as usize..offset as usize + len]
 }
 
+/// Reads 4 KiB at `offset` and checks them, then lets the fills the read spawned arrive (the mock
+/// answers at once; the test runtime is one thread).
+async fn read_4k(fs: &Fs, fh: u64, offset: u64) {
+    assert_eq!(&fs.read(fh, offset, 4096).await.unwrap()[..], bytes_at(&body(), offset, 4096));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
 #[tokio::test]
 async fn a_small_random_read_is_answered_while_its_whole_block_is_still_arriving() {
     // Every GET of a whole block hangs: the read must not wait for one.
     let (_, fs) = setup("answered", |range| (range.end - range.start >= BLOCK).then_some(Fault::Hang));
     let fh = open_big(&fs).await;
-    let offset = 2 * BLOCK + 12_288;
-    let got = tokio::time::timeout(Duration::from_secs(20), fs.read(fh, offset, 4096))
-        .await
-        .expect("the 4 KiB read waited for its 1 MiB block")
-        .unwrap();
-    assert_eq!(&got[..], bytes_at(&body(), offset, 4096));
-    // The block is on its way (hanging) now: the next read in it does not wait for it either.
-    let next = 2 * BLOCK + 500_000;
-    let got = tokio::time::timeout(Duration::from_secs(20), fs.read(fh, next, 4096))
-        .await
-        .expect("a 4 KiB read waited for its block on the way")
-        .unwrap();
-    assert_eq!(&got[..], bytes_at(&body(), next, 4096));
-}
-
-/// Lets the fills the reads spawned run (the mock answers at once; the test runtime is one thread).
-async fn let_fills_arrive() {
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The first read's block is not cached; by the second it is on its way (hanging).
+    for (offset, then) in [(2 * BLOCK + 12_288, "not cached"), (2 * BLOCK + 500_000, "on its way")] {
+        let got = tokio::time::timeout(Duration::from_secs(20), fs.read(fh, offset, 4096))
+            .await
+            .unwrap_or_else(|_| panic!("a 4 KiB read waited for its 1 MiB block ({then})"))
+            .unwrap();
+        assert_eq!(&got[..], bytes_at(&body(), offset, 4096), "block {then}");
+    }
 }
 
 #[tokio::test]
 async fn the_block_of_a_small_random_read_serves_the_next_reads_in_it() {
     let (client, fs) = setup("block-follows", |_| None);
-    let data = body();
     let fh = open_big(&fs).await;
-    let mock = client.inner();
-    let first = 3 * BLOCK + 40_960;
-    assert_eq!(&fs.read(fh, first, 4096).await.unwrap()[..], bytes_at(&data, first, 4096));
-    let_fills_arrive().await;
-    // Elsewhere in the same block: no further GET.
-    for offset in [3 * BLOCK, 3 * BLOCK + 8192, 4 * BLOCK - 4096] {
-        assert_eq!(&fs.read(fh, offset, 4096).await.unwrap()[..], bytes_at(&data, offset, 4096));
+    // The first is a miss; the others are elsewhere in the same block: no further GET.
+    for offset in [3 * BLOCK + 40_960, 3 * BLOCK, 3 * BLOCK + 8192, 4 * BLOCK - 4096] {
+        read_4k(&fs, fh, offset).await;
     }
     assert_eq!(
-        mock.calls_of("GetObject"),
+        client.inner().calls_of("GetObject"),
         2,
         "the 4 KiB asked for and its whole block for the cache; the block's other reads hit it"
     );
@@ -84,13 +76,9 @@ async fn the_block_of_a_small_random_read_serves_the_next_reads_in_it() {
 #[tokio::test]
 async fn a_reader_that_comes_back_to_what_it_fetched_gets_larger_fills() {
     let (client, fs) = setup("fills-grow", |_| None);
-    let data = body();
     let fh = open_big(&fs).await;
     let mock = client.inner();
-    let read = async |offset: u64| {
-        assert_eq!(&fs.read(fh, offset, 4096).await.unwrap()[..], bytes_at(&data, offset, 4096));
-        let_fills_arrive().await;
-    };
+    let read = async |offset: u64| read_4k(&fs, fh, offset).await;
     read(BLOCK + 8192).await; // a miss: 4 KiB, then block 1
     read(BLOCK + 65_536).await; // back in block 1: a hit, the next fill is two blocks
     assert_eq!(mock.calls_of("GetObject"), 2);
