@@ -652,6 +652,17 @@ def measure_curves(stack, mounts, add):
             add(m.name, f"write_curve_{mib}", rate)
 
 
+def only_report(name, header, R):
+    """A `BENCH_ONLY` mode's medians and their ratios to ssofs, printed and written to
+    only-<name>.md in the work directory (results/ holds full runs)."""
+    M = {n: med(v) for n, v in R.items()}
+    lines = [header] + [f"- {n}: {fmt(v)}" + (f" (ssofs/{n} {M['ssofs'] / v:.2f}×)" if n != "ssofs" and v else "")
+                        for n, v in M.items()]
+    with open(os.path.join(WORK, f"only-{name}.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def only_write(stack, mounts):
     """`BENCH_ONLY=write`: item 6 alone (sequential write with close, direct multipart upload beside
     it), `BENCH_REPS` times, printed and written to the work directory only: results/ holds full
@@ -667,13 +678,7 @@ def only_write(stack, mounts):
             finally:
                 m.unmount()
         log(f"bench: write {CFG['write_mib']} MiB, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
-    M = {n: med(v) for n, v in R.items()}
-    lines = [f"sequential write {CFG['write_mib']} MiB, close incl., MiB/s (median of {CFG['reps']}; samples {R}):"]
-    lines += [f"- {n}: {fmt(v)}" + (f" (ssofs/{n} {M['ssofs'] / v:.2f}×)" if n != "ssofs" and v else "")
-              for n, v in M.items()]
-    with open(os.path.join(WORK, "only-write.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    only_report("write", f"sequential write {CFG['write_mib']} MiB, close incl., MiB/s (median of {CFG['reps']}; samples {R}):", R)
 
 
 def only_remount(stack):
@@ -712,14 +717,8 @@ def only_random(stack, mounts):
             finally:
                 m.unmount()
         log(f"bench: random 4 KiB reads, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
-    M = {n: med(v) for n, v in R.items()}
-    lines = [f"random 4 KiB reads over {CFG['rand_mib']} MiB, {CFG['rand_ops']} reads, ops/s "
-             f"(median of {CFG['reps']}; samples {R}; GetObject per pass {gets}):"]
-    lines += [f"- {n}: {fmt(v)}" + (f" (ssofs/{n} {M['ssofs'] / v:.2f}×)" if n != "ssofs" and v else "")
-              for n, v in M.items()]
-    with open(os.path.join(WORK, "only-random.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    only_report("random", f"random 4 KiB reads over {CFG['rand_mib']} MiB, {CFG['rand_ops']} reads, ops/s "
+                f"(median of {CFG['reps']}; samples {R}; GetObject per pass {gets}):", R)
 
 
 def only_scale(stack):

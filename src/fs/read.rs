@@ -94,29 +94,31 @@ impl Reader {
         self.next_offset = end;
         let first = offset / BLOCK;
         let last = (end - 1) / BLOCK;
-        let last_block_of_object = (self.size - 1) / BLOCK;
         let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
-        let small_random = !sequential && first == last && end - offset <= SMALL_READ;
-        if small_random && !self.lacks(first) {
-            self.random_fill = (self.random_fill * 2).min(RANDOM_FILL_MAX);
-        }
-        // Not cached yet, whether or not its block is on the way: the small GET answers sooner.
-        if small_random && !self.path.shared.cache.contains(&self.block_key(first)) {
-            let small = self.fetch_exact(offset..end);
-            if !self.inflight.contains_key(&first) {
-                self.fill_around(first);
+        if !sequential && first == last && end - offset <= SMALL_READ {
+            let cached = self.path.shared.cache.contains(&self.block_key(first));
+            let on_the_way = self.inflight.contains_key(&first);
+            if cached || on_the_way {
+                self.random_fill = (self.random_fill * 2).min(RANDOM_FILL_MAX);
             }
-            match small.await {
-                Ok(data) if data.len() as u64 == end - offset => {
-                    self.path.stats.cache_miss();
-                    return Ok(data);
+            // Not cached yet, whether or not its block is on the way: the small GET answers sooner.
+            if !cached {
+                let small = self.fetch_exact(offset..end);
+                if !on_the_way {
+                    self.fill_around(first);
                 }
-                // A short or failed answer: the block fetch says what is there, or what went wrong.
-                _ => {}
+                match small.await {
+                    Ok(data) if data.len() as u64 == end - offset => {
+                        self.path.stats.cache_miss();
+                        return Ok(data);
+                    }
+                    // A short or failed answer: the block fetch says what is there, or what went wrong.
+                    _ => {}
+                }
             }
         }
         self.schedule(first, last + 1, false);
-        self.schedule(last + 1, ahead.min(last_block_of_object + 1), true);
+        self.schedule(last + 1, ahead.min(self.blocks()), true);
 
         // Within one block (the kernel's reads of a sequential reader are), the reply is a slice of
         // the cached block, not a copy: a fresh 1 MiB buffer per read cost a copy and its page
@@ -143,6 +145,16 @@ impl Reader {
         Ok(out)
     }
 
+    /// How many blocks the object has.
+    fn blocks(&self) -> u64 {
+        self.size.div_ceil(BLOCK)
+    }
+
+    /// The ETag a GET must match, if known.
+    fn etag_arg(block0: &BlockKey) -> Option<&str> {
+        Some(block0.etag.as_ref()).filter(|e: &&str| !e.is_empty())
+    }
+
     /// Whether `block` is neither cached nor being fetched.
     fn lacks(&self, block: u64) -> bool {
         !self.inflight.contains_key(&block) && !self.path.shared.cache.contains(&self.block_key(block))
@@ -152,7 +164,7 @@ impl Reader {
     /// within the read-ahead budget, else the block alone.
     fn fill_around(&mut self, block: u64) {
         let start = block - block % self.random_fill;
-        let end = (start + self.random_fill).min((self.size - 1) / BLOCK + 1);
+        let end = (start + self.random_fill).min(self.blocks());
         if end - start > 1 {
             self.schedule(start, end, true);
         }
@@ -164,10 +176,7 @@ impl Reader {
     /// A GET of exactly `range`, for this read only (not cached).
     fn fetch_exact(&self, range: std::ops::Range<u64>) -> impl Future<Output = Result<Bytes, ObjectError>> + use<> {
         let (client, block0) = (self.path.client.clone(), self.block0.clone());
-        async move {
-            let etag = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
-            client.get_range(&block0.bucket, &block0.key, range, etag).await
-        }
+        async move { client.get_range(&block0.bucket, &block0.key, range, Self::etag_arg(&block0)).await }
     }
 
     /// Starts fetches for blocks in `from..to` that are neither cached nor in flight, grouped into
@@ -207,8 +216,8 @@ impl Reader {
         let ahead_bytes = permit.as_ref().map_or(0, |p| p.num_permits() as i64 * BLOCK as i64);
         crate::metrics::series::read_ahead(ahead_bytes);
         let task = tokio::spawn(async move {
-            let etag_arg = Some(block0.etag.as_ref()).filter(|e| !e.is_empty());
-            let blocks = client.get_blocks(&block0.bucket, &block0.key, range, etag_arg, BLOCK as usize).await;
+            let blocks =
+                client.get_blocks(&block0.bucket, &block0.key, range, Self::etag_arg(&block0), BLOCK as usize).await;
             // The bytes now count against the block cache, not the read-ahead budget.
             drop(permit);
             crate::metrics::series::read_ahead(-ahead_bytes);
