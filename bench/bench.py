@@ -681,6 +681,29 @@ def only_write(stack, mounts):
     only_report("write", f"sequential write {CFG['write_mib']} MiB, close incl., MiB/s (median of {CFG['reps']}; samples {R}):", R)
 
 
+def only_create(stack, mounts):
+    """`BENCH_ONLY=create`: item 5 alone (create-write-close of small files, direct PutObject one at
+    a time beside it), `BENCH_REPS` times, printed and written to the work directory only."""
+    n = CFG["small_n"]
+    R = {k: [] for k in ["direct"] + [m.name for m in mounts]}
+    reqs = {k: [] for k in R}
+    for rep in range(CFG["reps"]):
+        d, ops = with_requests(stack, lambda: direct(stack, "put-many", BUCKET, f"{PFX}c-direct-{rep}/f", n, 4096, 1))
+        R["direct"].append(n / d["secs"])
+        reqs["direct"].append(sum(ops.values()) / n)
+        for m in mounts:
+            m.mount()
+            try:
+                rate, ops = with_requests(stack, lambda: create_files(m.path(f"c-{m.name}-{rep}"), n), m.write_back_s)
+                R[m.name].append(rate)
+                reqs[m.name].append(sum(ops.values()) / n)
+            finally:
+                m.unmount()
+        log(f"bench: create {n} x 4 KiB, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
+    only_report("create", f"create-write-close {n} x 4 KiB, files/s (median of {CFG['reps']}; samples {R}; "
+                f"requests per file {reqs}):", R)
+
+
 def only_remount(stack):
     """`BENCH_ONLY=remount`: item 10 alone (a cold read of big.bin, then the re-read after a remount
     and its GetObject count), `BENCH_REPS` times, printed and written to the work directory only."""
@@ -748,6 +771,9 @@ def main():
         if os.environ.get("BENCH_ONLY") == "random":
             mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
             return only_random(stack, mounts)
+        if os.environ.get("BENCH_ONLY") == "create":
+            mounts = [Ssofs(stack)] + [{"s3fs": S3fs, "rclone": Rclone}[p](stack) for p in CFG["peers"]]
+            return only_create(stack, mounts)
         if os.environ.get("BENCH_ONLY") == "remount":
             return only_remount(stack)
         if os.environ.get("BENCH_ONLY") == "scale":

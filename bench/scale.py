@@ -110,6 +110,14 @@ def section(meta, mu, cache_mib):
             f"{mu['rss_one_user_mib']} MiB | {mu['rss_peak_mib']} MiB | {mu['per_identity_mib']:.2f} MiB |",
             "",
         ]
+        if "wake_p99_rush_ms" in mu:
+            lines += [
+                "The machine's own delay beside it (the control): a thread of the test that sleeps 1 ms at a time "
+                f"woke up late by {mu['wake_p99_idle_ms']:.2f} ms (p99) while the reader was alone and by "
+                f"{mu['wake_p99_rush_ms']:.2f} ms during the rush; the mount's threads waited "
+                f"{mu['rush_mount_run_queue_secs']:.3f} s in all for a CPU during the rush (schedstat).",
+                "",
+            ]
         target("7: active user's p99 during the others' first access ≤ 2× idle", ratio <= 2, f"{ratio:.2f}×")
         target("7: STS calls = identities", mu["sts_calls"] == mu["users"], f"{mu['sts_calls']} for {mu['users']}")
         target("7: RSS ≤ cache_size + 64 MiB + ≤ 2 MiB per identity",

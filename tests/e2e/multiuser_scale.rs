@@ -32,6 +32,20 @@ fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
+/// How long the threads of process `pid` have waited, runnable, for a CPU so far (the second
+/// field of each thread's schedstat), in seconds: the part of slow reads that was a queue for a
+/// core rather than work.
+fn run_queue_secs(pid: &str) -> f64 {
+    let tasks =
+        std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    let waited: u64 = tasks
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    waited as f64 / 1e9
+}
+
 /// Runs `f` on a thread whose filesystem identity is `user`'s: the FUSE requests it makes carry the
 /// user's uid and gid, as a process of theirs would, and root's capabilities do not apply to its
 /// file access (the kernel drops them from a thread with a non-zero fsuid).
@@ -63,6 +77,20 @@ fn read_loop(path: &Path, count: Option<usize>, until: &AtomicBool) -> Vec<Durat
         out.push(started.elapsed());
         assert_eq!(n, MIB, "a full 1 MiB read at {offset}");
         assert_eq!(buf[0], (offset as usize % 251) as u8, "the right bytes at {offset}");
+    }
+    out
+}
+
+/// How late a thread that sleeps 1 ms at a time wakes up, each time, until `until` says stop: the
+/// machine's own scheduling delay (a control beside the reader, who also waits on the mount's
+/// threads). Costs next to no CPU.
+fn wake_ups(until: &AtomicBool) -> Vec<Duration> {
+    let tick = Duration::from_millis(1);
+    let mut out = Vec::new();
+    while !until.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        std::thread::sleep(tick);
+        out.push(started.elapsed().saturating_sub(tick));
     }
     out
 }
@@ -106,10 +134,17 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
         as_user(reader, move || read_loop(&object, Some(OBJECT_MIB * 2), &never))
     };
     warm.join().expect("the reader's first reads");
+    let idle_over = Arc::new(AtomicBool::new(false));
+    let idle_control = {
+        let stop = idle_over.clone();
+        std::thread::spawn(move || wake_ups(&stop))
+    };
     let mut idle = {
         let (object, never) = (object.clone(), never.clone());
         as_user(reader, move || read_loop(&object, Some(200), &never)).join().expect("idle reads")
     };
+    idle_over.store(true, Ordering::Relaxed);
+    let mut idle_wake = idle_control.join().expect("the control thread, idle");
     let one_user = vm_hwm_mib(pid);
 
     // The rush: every other user's first access, while the reader reads on.
@@ -118,7 +153,12 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
         let (object, stop) = (object.clone(), rush_over.clone());
         as_user(reader, move || read_loop(&object, None, &stop))
     };
+    let rush_control = {
+        let stop = rush_over.clone();
+        std::thread::spawn(move || wake_ups(&stop))
+    };
     let cpu_before = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+    let queued_before = run_queue_secs(&pid.to_string());
     let started = Instant::now();
     let firsts: Vec<_> = users[1..]
         .iter()
@@ -137,8 +177,11 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
     }
     let rush = started.elapsed();
     let cpu = (cpu_secs(&pid.to_string()) - cpu_before.0, cpu_secs("self") - cpu_before.1);
+    let mount_queued = run_queue_secs(&pid.to_string()) - queued_before;
     rush_over.store(true, Ordering::Relaxed);
     let mut busy = busy_reader.join().expect("the reader's reads during the rush");
+    let mut rush_wake = rush_control.join().expect("the control thread, during the rush");
+    let (idle_wake_p99, rush_wake_p99) = (p99_ms(&mut idle_wake), p99_ms(&mut rush_wake));
 
     let peak = vm_hwm_mib(pid);
     let per_identity = (peak.saturating_sub(one_user)) as f64 / (users_n - 1) as f64;
@@ -148,7 +191,9 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
         "{users_n} users: the reader's 1 MiB reads p99 {idle_p99:.2} ms idle, {busy_p99:.2} ms during the others' \
          first access ({} reads in {:.2} s; ratio {:.2}); CPU during the rush: mount {:.2} s, devstack and \
          test {:.2} s, {} cores; peak RSS {one_user} MiB with one user, {peak} MiB with \
-         {users_n} ({per_identity:.2} MiB per further identity); {sts} STS calls",
+         {users_n} ({per_identity:.2} MiB per further identity); {sts} STS calls; a sleeping thread's wake-up delay p99 \
+         {idle_wake_p99:.2} ms idle, {rush_wake_p99:.2} ms during the rush; the mount's threads waited \
+         {mount_queued:.3} s for a CPU during the rush",
         busy.len(),
         rush.as_secs_f64(),
         busy_p99 / idle_p99,
@@ -162,6 +207,8 @@ async fn a_readers_reads_go_on_while_many_users_make_their_first_access_at_once(
             "rush_secs": rush.as_secs_f64(), "rss_one_user_mib": one_user, "rss_peak_mib": peak,
             "per_identity_mib": per_identity, "sts_calls": sts, "cache_mib": CACHE_MIB,
             "rush_cpu_mount_secs": cpu.0, "rush_cpu_devstack_secs": cpu.1,
+            "wake_p99_idle_ms": idle_wake_p99, "wake_p99_rush_ms": rush_wake_p99,
+            "rush_mount_run_queue_secs": mount_queued,
         });
         std::fs::write(report, figures.to_string()).unwrap();
     }
