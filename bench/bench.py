@@ -179,6 +179,12 @@ def vm_mib(pid, field):
     return None
 
 
+def cpu_secs(pid):
+    """User + system CPU seconds process `pid` has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm_mib(pid):
     return vm_mib(pid, "VmHWM")
 
@@ -686,7 +692,7 @@ def only_create(stack, mounts):
     a time beside it), `BENCH_REPS` times, printed and written to the work directory only."""
     n = CFG["small_n"]
     R = {k: [] for k in ["direct"] + [m.name for m in mounts]}
-    reqs = {k: [] for k in R}
+    reqs, cpu = {k: [] for k in R}, {m.name: [] for m in mounts}
     for rep in range(CFG["reps"]):
         d, ops = with_requests(stack, lambda: direct(stack, "put-many", BUCKET, f"{PFX}c-direct-{rep}/f", n, 4096, 1))
         R["direct"].append(n / d["secs"])
@@ -694,14 +700,16 @@ def only_create(stack, mounts):
         for m in mounts:
             m.mount()
             try:
+                before = cpu_secs(m.pid())
                 rate, ops = with_requests(stack, lambda: create_files(m.path(f"c-{m.name}-{rep}"), n), m.write_back_s)
                 R[m.name].append(rate)
                 reqs[m.name].append(sum(ops.values()) / n)
+                cpu[m.name].append(round((cpu_secs(m.pid()) - before) / n * 1000, 3))
             finally:
                 m.unmount()
         log(f"bench: create {n} x 4 KiB, repetition {rep + 1}: " + json.dumps({k: v[-1] for k, v in R.items()}))
     only_report("create", f"create-write-close {n} x 4 KiB, files/s (median of {CFG['reps']}; samples {R}; "
-                f"requests per file {reqs}):", R)
+                f"requests per file {reqs}; the mount's CPU ms per file {cpu}):", R)
 
 
 def only_remount(stack):

@@ -96,7 +96,7 @@ impl FuseAdapter {
             Ok(work) => work,
             Err(e) => return reply.fail(failed(op, &e)),
         };
-        self.rt.spawn(async move {
+        let task = async move {
             match work.await {
                 Ok(value) => {
                     crate::metrics::series::fuse_op(op, 0);
@@ -104,7 +104,24 @@ impl FuseAdapter {
                 }
                 Err(e) => reply.fail(failed(op, &e)),
             }
-        });
+        };
+        self.run(task);
+    }
+
+    /// Runs `task` on this FUSE worker until it would wait, then on the runtime. Most requests
+    /// never wait (a lookup or getattr answered from memory, a create, a release with nothing to
+    /// upload): they are answered here, without a task's two thread wake-ups. A create-write-close
+    /// of a 4 KiB file is six requests; with each a task, the mount spent 0.94 ms of CPU per file
+    /// (a quarter of its samples in the scheduler), 0.73 ms with this (bench item 5, medians of 5).
+    fn run(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut task = Box::pin(task);
+        let _runtime = self.rt.enter();
+        // A future polled once with a waker that does nothing, then by the runtime, is polled
+        // again at once there and registers the runtime's waker: whatever it waits on wakes that.
+        let mut here = std::task::Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut here).is_pending() {
+            self.rt.spawn(task);
+        }
     }
 
     /// [`FuseAdapter::serve`] for requests answered with a new entry (lookup, mkdir, symlink,
