@@ -51,19 +51,30 @@ def metadata_scale(b, stack, mount):
 
 
 def multiuser_scale(b):
-    """Item 7: the e2e test at BENCH_MU_USERS users, built in release like the rest of the bench."""
-    report = os.path.join(b.WORK, "multiuser-scale.json")
-    if os.path.exists(report):
-        os.remove(report)
-    env = dict(os.environ, SSOFS_SCALE_USERS=str(MU_USERS), SSOFS_SCALE_REPORT=report)
+    """Item 7: the e2e test at BENCH_MU_USERS users, built in release like the rest of the bench, run
+    BENCH_REPS times: a p99 of the 100-300 reads of one 0.2 s rush swings with the host (the test's
+    control, a sleeping thread, wakes up to 11 ms late even while the reader is alone). The run
+    with the median ratio stands for all; every ratio is reported."""
     test = "multiuser_scale::a_readers_reads_go_on_while_many_users_make_their_first_access_at_once"
-    run = subprocess.run(["cargo", "test", "--release", "-p", "ssofs", "--test", "e2e", "--", "--exact", test,
-                          "--nocapture"], cwd=b.ROOT, env=env, capture_output=True, text=True)
-    if not os.path.exists(report):
-        b.log(f"bench: multi-user scale test failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-        return None
-    fig = json.load(open(report))
-    fig["test_passed"] = run.returncode == 0
+    runs = []
+    for rep in range(max(1, b.CFG["reps"])):
+        report = os.path.join(b.WORK, f"multiuser-scale-{rep}.json")
+        if os.path.exists(report):
+            os.remove(report)
+        env = dict(os.environ, SSOFS_SCALE_USERS=str(MU_USERS), SSOFS_SCALE_REPORT=report)
+        run = subprocess.run(["cargo", "test", "--release", "-p", "ssofs", "--test", "e2e", "--", "--exact", test,
+                              "--nocapture"], cwd=b.ROOT, env=env, capture_output=True, text=True)
+        if not os.path.exists(report):
+            b.log(f"bench: multi-user scale test failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+            return None
+        fig = json.load(open(report))
+        fig["test_passed"] = run.returncode == 0
+        fig["ratio"] = fig["busy_p99_ms"] / fig["idle_p99_ms"]
+        runs.append(fig)
+    runs.sort(key=lambda f: f["ratio"])
+    fig = dict(runs[len(runs) // 2])
+    fig["ratios"] = [round(f["ratio"], 2) for f in runs]
+    fig["test_passed"] = all(f["test_passed"] for f in runs)
     return fig
 
 
@@ -100,7 +111,9 @@ def section(meta, mu, cache_mib):
         lines += [
             f"Multi-user: {mu['users']} real Unix users on one multi-user mount (cache_size {mu['cache_mib']} MiB, "
             "release build; the e2e test `multiuser_scale`). One user reads 1 MiB at a time from a cached object; "
-            f"then the other {mu['users'] - 1} make their first access at once (token store, STS, listing, a 4 KiB read).",
+            f"then the other {mu['users'] - 1} make their first access at once (token store, STS, listing, a 4 KiB read). "
+            f"Run {len(mu.get('ratios', [1]))} times; the run with the median ratio is shown (ratios of all runs: "
+            f"{', '.join(f'{r:.2f}×' for r in mu.get('ratios', [mu['busy_p99_ms'] / mu['idle_p99_ms']]))}).",
             "",
             "| reader's 1 MiB reads, p99 idle | p99 during the rush | ratio | rush s | CPU s, mount / devstack | "
             "STS calls | RSS 1 user | RSS peak | per further identity |",
