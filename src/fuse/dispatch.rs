@@ -111,7 +111,7 @@ impl FuseAdapter {
     /// Runs `task` on this FUSE worker until it would wait, then on the runtime. Most requests
     /// never wait (a lookup or getattr answered from memory, a create, a release with nothing to
     /// upload): they are answered here, without a task's two thread wake-ups. A create-write-close
-    /// of a 4 KiB file is six requests; with each a task, the mount spent 0.94 ms of CPU per file
+    /// of a 4 KiB file is five requests; with each a task, the mount spent 0.94 ms of CPU per file
     /// (a quarter of its samples in the scheduler), 0.73 ms with this (bench item 5, medians of 5).
     fn run(&self, task: impl Future<Output = ()> + Send + 'static) {
         let mut task = Box::pin(task);
