@@ -1,6 +1,7 @@
 //! The FUSE adapter, kept thin: every kernel request (fuser, several worker threads) picks the
-//! filesystem that serves it, runs as a task on the tokio runtime so a slow S3 request never blocks
-//! a worker thread, and is answered through one helper ([`FuseAdapter::serve`]) that logs every
+//! filesystem that serves it, runs on its worker until it would wait and then as a task on the
+//! tokio runtime (so a slow S3 request never blocks a worker thread, and an answer from memory
+//! costs no task), and is answered through one helper ([`FuseAdapter::serve`]) that logs every
 //! failure with its errno. The filesystem (`crate::fs`) does the work and the bookkeeping.
 //!
 //! File handles carry the identity's slot in their high bits, so a handle is always served by the
