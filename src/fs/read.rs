@@ -38,15 +38,6 @@ const RANDOM_FILL_MAX: u64 = 2 * PART_BLOCKS;
 /// reader busy on a local endpoint.
 pub const MAX_WINDOW: u64 = 24 << 20;
 
-/// What one read asks of the reader: the blocks it spans, where read-ahead ends, and whether it is
-/// a small read away from where the last one ended.
-struct Plan {
-    first: u64,
-    last: u64,
-    ahead: u64,
-    small_random: bool,
-}
-
 /// A part being fetched: its blocks, each its own buffer (what the cache keeps).
 type Fetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, ObjectError>>>;
 
@@ -93,37 +84,18 @@ impl Reader {
         BlockKey { block, ..self.block0.clone() }
     }
 
-    /// The read when every block it spans is cached, done without awaiting anything (so a FUSE
-    /// worker can answer it at once, see [`crate::fs::Fs::read_now`]); `None`, with nothing about
-    /// the reader changed, when a block is missing. Read-ahead it starts runs on the runtime, so
-    /// the caller must be inside one.
-    pub fn read_cached(&mut self, offset: u64, size: u32) -> Option<Bytes> {
-        let end = (offset + size as u64).min(self.size);
-        if offset >= end {
-            return Some(Bytes::new());
-        }
-        let blocks: Option<Vec<Bytes>> =
-            (offset / BLOCK..=(end - 1) / BLOCK).map(|b| self.path.shared.cache.get(&self.block_key(b))).collect();
-        let blocks = blocks?;
-        let plan = self.plan(offset, end);
-        if plan.small_random {
-            self.random_fill = (self.random_fill * 2).min(RANDOM_FILL_MAX);
-        }
-        self.schedule(plan.last + 1, plan.ahead.min(self.blocks()), true);
-        for _ in &blocks {
-            self.path.stats.cache_hit();
-        }
-        self.settle_inflight();
-        Some(Self::reply(offset, end, plan.first, blocks))
-    }
-
     pub async fn read(&mut self, offset: u64, size: u32) -> FsResult<Bytes> {
         let end = (offset + size as u64).min(self.size);
         if offset >= end {
             return Ok(Bytes::new());
         }
-        let Plan { first, last, ahead, small_random } = self.plan(offset, end);
-        if small_random {
+        let sequential = offset == self.next_offset;
+        self.window = if sequential { (self.window * 2).min(MAX_WINDOW) } else { BLOCK };
+        self.next_offset = end;
+        let first = offset / BLOCK;
+        let last = (end - 1) / BLOCK;
+        let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
+        if !sequential && first == last && end - offset <= SMALL_READ {
             let cached = self.path.shared.cache.contains(&self.block_key(first));
             let on_the_way = self.inflight.contains_key(&first);
             if cached || on_the_way {
@@ -148,53 +120,29 @@ impl Reader {
         self.schedule(first, last + 1, false);
         self.schedule(last + 1, ahead.min(self.blocks()), true);
 
-        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        // Within one block (the kernel's reads of a sequential reader are), the reply is a slice of
+        // the cached block, not a copy: a fresh 1 MiB buffer per read cost a copy and its page
+        // faults, a quarter of the mount's CPU in a cold read.
+        let mut pieces = Vec::with_capacity((last - first + 1) as usize);
         for block in first..=last {
-            blocks.push(self.block(block).await?);
+            let data = self.block(block).await?;
+            let block_start = block * BLOCK;
+            let from = offset.saturating_sub(block_start) as usize;
+            let to = ((end - block_start) as usize).min(data.len());
+            if from < to {
+                pieces.push(data.slice(from..to));
+            }
         }
-        self.settle_inflight();
-        Ok(Self::reply(offset, end, first, blocks))
-    }
-
-    /// Forgets the fetches that finished. Parts already delivered stay reachable through the
-    /// cache. A part whose blocks were all served from the cache is never awaited, so `peek` alone
-    /// would keep it (and its whole buffer, in the finished task) for the life of the handle: poll
-    /// each finished one once.
-    fn settle_inflight(&mut self) {
-        self.inflight.retain(|_, (_, f)| f.peek().is_none() && f.clone().now_or_never().is_none());
-    }
-
-    /// Where a read of `offset..end` leaves the reader's pattern: the window doubles with each
-    /// sequential read and a random one resets it.
-    fn plan(&mut self, offset: u64, end: u64) -> Plan {
-        let sequential = offset == self.next_offset;
-        self.window = if sequential { (self.window * 2).min(MAX_WINDOW) } else { BLOCK };
-        self.next_offset = end;
-        let (first, last) = (offset / BLOCK, (end - 1) / BLOCK);
-        let ahead = if sequential { (end + self.window).div_ceil(BLOCK) } else { last + 1 };
-        Plan { first, last, ahead, small_random: !sequential && first == last && end - offset <= SMALL_READ }
-    }
-
-    /// The bytes `offset..end` out of `blocks` (consecutive, from block `first`). Within one block
-    /// (the kernel's reads of a sequential reader are), the reply is a slice of the cached block,
-    /// not a copy: a fresh 1 MiB buffer per read cost a copy and its page faults, a quarter of the
-    /// mount's CPU in a cold read.
-    fn reply(offset: u64, end: u64, first: u64, blocks: Vec<Bytes>) -> Bytes {
-        let mut pieces: Vec<Bytes> = blocks
-            .into_iter()
-            .zip(first..)
-            .filter_map(|(data, block)| {
-                let block_start = block * BLOCK;
-                let from = offset.saturating_sub(block_start) as usize;
-                let to = ((end - block_start) as usize).min(data.len());
-                (from < to).then(|| data.slice(from..to))
-            })
-            .collect();
-        match pieces.len() {
+        let out = match pieces.len() {
             0 => Bytes::new(),
             1 => pieces.pop().expect("one piece"),
             _ => pieces.concat().into(),
-        }
+        };
+        // Parts already delivered stay reachable through the cache. A part whose blocks were all
+        // served from the cache is never awaited, so `peek` alone would keep it (and its whole
+        // buffer, in the finished task) for the life of the handle: poll each finished one once.
+        self.inflight.retain(|_, (_, f)| f.peek().is_none() && f.clone().now_or_never().is_none());
+        Ok(out)
     }
 
     /// How many blocks the object has.

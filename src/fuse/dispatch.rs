@@ -34,11 +34,6 @@ impl FuseAdapter {
         FuseAdapter { resolver, rt, opening: Arc::new(tokio::sync::Semaphore::new(OPENING_AT_ONCE)) }
     }
 
-    /// The runtime requests run on (entered by the requests served on a FUSE worker itself).
-    pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.rt
-    }
-
     pub(super) fn ttl(&self) -> Duration {
         self.resolver.ttl()
     }

@@ -242,28 +242,8 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        // Served on this thread when it needs no waiting (cached blocks, the staged copy): a task
-        // per read is two thread wake-ups, and behind a busy runtime (other users' first access in
-        // a multi-user mount) a queue.
-        let (fs, fh) = match self.fs_of_handle(fh) {
-            Ok(found) => found,
-            Err(e) => return reply.fail(failed("read", &e)),
-        };
-        let now = {
-            let _runtime = self.runtime().enter();
-            fs.read_now(fh, offset, size)
-        };
-        match now {
-            Some(Ok(data)) => {
-                crate::metrics::series::fuse_op("read", 0);
-                reply.data(&data)
-            }
-            Some(Err(e)) => reply.fail(failed("read", &e)),
-            None => {
-                let work = Ok(async move { fs.read(fh, offset, size).await });
-                self.serve("read", reply, work, |r, data: bytes::Bytes| r.data(&data));
-            }
-        }
+        let work = self.fs_of_handle(fh).map(|(fs, fh)| async move { fs.read(fh, offset, size).await });
+        self.serve("read", reply, work, |r, data: bytes::Bytes| r.data(&data));
     }
 
     fn write(

@@ -37,28 +37,6 @@ impl Fs {
         read
     }
 
-    /// A read answered at once on the calling thread: from the staged copy, or when every block
-    /// it spans is cached. `None` when it must wait (a block to fetch, the file or its reader busy);
-    /// then [`Fs::read`] does it. Read-ahead it starts is spawned, so the caller must be inside the
-    /// runtime. Cache hits then never queue behind other work on the runtime (in a multi-user
-    /// mount, other users' first accesses).
-    pub fn read_now(&self, fh: u64, offset: u64, size: u32) -> Option<FsResult<bytes::Bytes>> {
-        let handle = match self.handle(fh) {
-            Ok(handle) => handle,
-            Err(e) => return Some(Err(e)),
-        };
-        {
-            let f = handle.file.try_lock().ok()?;
-            if let Some(staged) = &f.staged {
-                let read = staged.read_at(offset, size).map(bytes::Bytes::from);
-                return Some(read.inspect(|data| self.stats.read(data.len() as u64)));
-            }
-        }
-        let data = handle.reader.as_ref()?.try_lock().ok()?.read_cached(offset, size)?;
-        self.stats.read(data.len() as u64);
-        Some(Ok(data))
-    }
-
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         let handle = self.writer(fh)?;
         let mut f = handle.file.lock().await;

@@ -277,7 +277,7 @@ mod model;
 mod namespace;
 mod prefetch;
 mod random_reads;
-mod read_now;
+mod reads_without_waiting;
 mod streaming;
 
 /// A multi-user mount's identities share one block cache (one `cache_size` for the mount), and
