@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::metrics::IdentityStats;
 use crate::object::meta::FileMeta;
-use crate::object::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
+use crate::object::{BlockSink, ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 pub struct Observed {
     inner: Arc<dyn ObjectClient>,
@@ -63,8 +63,9 @@ impl ObjectClient for Observed {
         r: Range<u64>,
         etag: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
-        self.seen("GetObject", b, k, self.inner.get_blocks(b, k, r, etag, block).await)
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
+        self.seen("GetObject", b, k, self.inner.get_blocks(b, k, r, etag, block, deliver).await)
     }
 
     async fn put_file(&self, b: &str, k: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {

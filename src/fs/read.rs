@@ -38,8 +38,10 @@ const RANDOM_FILL_MAX: u64 = 2 * PART_BLOCKS;
 /// reader busy on a local endpoint.
 pub const MAX_WINDOW: u64 = 24 << 20;
 
-/// A part being fetched: its blocks, each its own buffer (what the cache keeps).
-type Fetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, ObjectError>>>;
+/// A block being fetched, by the GET of its part: ready as soon as its own bytes are in, not when
+/// the whole part is (a reader waiting for the first block of an 8 MiB part does not wait for the
+/// other seven).
+type Fetch = Shared<BoxFuture<'static, Result<Bytes, ObjectError>>>;
 
 /// Read-ahead bytes in flight across all readers, in blocks.
 pub type ReadAheadBudget = Arc<tokio::sync::Semaphore>;
@@ -66,8 +68,8 @@ pub struct Reader {
     size: u64,
     next_offset: u64,
     window: u64,
-    /// Block → the part fetch that brings it, and the block index the part starts at.
-    inflight: HashMap<u64, (u64, Fetch)>,
+    /// Blocks on their way, each with its fetch.
+    inflight: HashMap<u64, Fetch>,
     /// Blocks fetched around a small random miss (see the module's comment).
     random_fill: u64,
 }
@@ -138,10 +140,10 @@ impl Reader {
             1 => pieces.pop().expect("one piece"),
             _ => pieces.concat().into(),
         };
-        // Parts already delivered stay reachable through the cache. A part whose blocks were all
-        // served from the cache is never awaited, so `peek` alone would keep it (and its whole
-        // buffer, in the finished task) for the life of the handle: poll each finished one once.
-        self.inflight.retain(|_, (_, f)| f.peek().is_none() && f.clone().now_or_never().is_none());
+        // Blocks already delivered stay reachable through the cache. A block served from the cache
+        // is never awaited, so `peek` alone would keep its fetch (and its buffer) for the life of
+        // the handle: poll each finished one once.
+        self.inflight.retain(|_, f| f.peek().is_none() && f.clone().now_or_never().is_none());
         Ok(out)
     }
 
@@ -201,35 +203,53 @@ impl Reader {
             } else {
                 None
             };
-            let fetch = self.fetch(start, block, permit);
-            for b in start..block {
-                self.inflight.insert(b, (start, fetch.clone()));
+            for (b, fetch) in (start..block).zip(self.fetch(start, block, permit)) {
+                self.inflight.insert(b, fetch);
             }
         }
     }
 
-    fn fetch(&self, first: u64, end_block: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Fetch {
+    /// One GET of blocks `first..end_block`, each block ready (and cached) as it arrives; a block
+    /// of read-ahead gives its share of the budget back then.
+    fn fetch(&self, first: u64, end_block: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Vec<Fetch> {
         let (client, cache) = (self.path.client.clone(), self.path.shared.cache.clone());
         let block0 = self.block0.clone();
         let range = first * BLOCK..(end_block * BLOCK).min(self.size);
         // Read-ahead in flight is what holds permits of the budget.
-        let ahead_bytes = permit.as_ref().map_or(0, |p| p.num_permits() as i64 * BLOCK as i64);
-        crate::metrics::series::read_ahead(ahead_bytes);
-        let task = tokio::spawn(async move {
-            let blocks =
-                client.get_blocks(&block0.bucket, &block0.key, range, Self::etag_arg(&block0), BLOCK as usize).await;
-            // The bytes now count against the block cache, not the read-ahead budget.
-            drop(permit);
-            crate::metrics::series::read_ahead(-ahead_bytes);
-            let blocks = blocks?;
-            for (i, data) in blocks.iter().enumerate() {
-                cache.insert(BlockKey { block: first + i as u64, ..block0.clone() }, data.clone());
+        crate::metrics::series::read_ahead(permit.as_ref().map_or(0, |p| p.num_permits() as i64 * BLOCK as i64));
+        let (senders, fetches): (Vec<_>, Vec<_>) = (first..end_block)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::oneshot::channel::<Result<Bytes, ObjectError>>();
+                let fetch =
+                    async move { rx.await.unwrap_or_else(|_| Err(ObjectError::Other("the read task failed".into()))) };
+                (tx, fetch.boxed().shared())
+            })
+            .unzip();
+        tokio::spawn(async move {
+            let waiting = std::sync::Mutex::new(Arrival { next: first, senders: senders.into_iter(), permit });
+            let deliver = |data: Bytes| {
+                let mut waiting = waiting.lock().unwrap();
+                let Some(tx) = waiting.senders.next() else { return };
+                let block = waiting.next;
+                waiting.next += 1;
+                // The bytes now count against the block cache, not the read-ahead budget.
+                waiting.release_one();
+                cache.insert(BlockKey { block, ..block0.clone() }, data.clone());
+                let _ = tx.send(Ok(data));
+            };
+            let done = client
+                .get_blocks(&block0.bucket, &block0.key, range, Self::etag_arg(&block0), BLOCK as usize, &deliver)
+                .await;
+            let mut rest = waiting.into_inner().unwrap();
+            while rest.permit.is_some() {
+                rest.release_one();
             }
-            Ok(Arc::new(blocks))
+            // Blocks not delivered: the error, or (an object shorter than its size said) no bytes.
+            for tx in rest.senders {
+                let _ = tx.send(done.clone().map(|()| Bytes::new()));
+            }
         });
-        async move { task.await.unwrap_or_else(|e| Err(ObjectError::Other(format!("read task failed: {e}")))) }
-            .boxed()
-            .shared()
+        fetches
     }
 
     async fn block(&mut self, block: u64) -> FsResult<Bytes> {
@@ -238,7 +258,7 @@ impl Reader {
             return Ok(data);
         }
         self.path.stats.cache_miss();
-        let (start, fetch) = match self.inflight.get(&block) {
+        let fetch = match self.inflight.get(&block) {
             Some(f) => f.clone(),
             None => {
                 self.schedule(block, block + 1, false);
@@ -248,7 +268,27 @@ impl Reader {
                     .ok_or(FsError::Invalid("a read of a block that was not scheduled"))?
             }
         };
-        let part = fetch.await.map_err(FsError::from)?;
-        Ok(part.get((block - start) as usize).cloned().unwrap_or_default())
+        fetch.await.map_err(FsError::from)
+    }
+}
+
+/// Where a part's GET stands: the next block to arrive, who waits for each, and the read-ahead
+/// budget its blocks not arrived yet hold.
+struct Arrival {
+    next: u64,
+    senders: std::vec::IntoIter<tokio::sync::oneshot::Sender<Result<Bytes, ObjectError>>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Arrival {
+    /// One block of read-ahead arrived (or will not): its permit goes back to the budget.
+    fn release_one(&mut self) {
+        let Some(permit) = self.permit.as_mut() else { return };
+        if permit.num_permits() <= 1 {
+            self.permit = None;
+        } else {
+            drop(permit.split(1));
+        }
+        crate::metrics::series::read_ahead(-(BLOCK as i64));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
+use super::{BlockSink, ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 /// The operations of [`ObjectClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,12 @@ pub enum Fault {
     Hang,
     /// Answers after this long (a slow server).
     Delay(std::time::Duration),
+    /// A GET in blocks delivers its first `bytes` (whole blocks), then meets `then`: a body cut or
+    /// stalled midway. Other calls meet `then` at once.
+    Partial {
+        bytes: u64,
+        then: Box<Fault>,
+    },
 }
 
 type Plan = Box<dyn FnMut(Op, &str) -> Option<Fault> + Send>;
@@ -97,6 +103,7 @@ impl<C: ObjectClient> FailingClient<C> {
 
     async fn suffer(fault: Option<Fault>) -> Result<(), ObjectError> {
         match fault {
+            Some(Fault::Partial { then, .. }) => Box::pin(Self::suffer(Some(*then))).await,
             None => Ok(()),
             Some(Fault::Fail(e)) => Err(e),
             Some(Fault::Hang) => std::future::pending().await,
@@ -137,9 +144,21 @@ impl<C: ObjectClient> ObjectClient for FailingClient<C> {
         r: Range<u64>,
         e: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
-        self.check_get(k, &r).await?;
-        self.inner.get_blocks(b, k, r, e, block).await
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
+        self.check(Op::GetRange, k).await?;
+        match self.gets.as_ref().and_then(|gets| gets(&r)) {
+            Some(Fault::Partial { bytes, then }) => {
+                let cut = r.start.saturating_add(bytes).min(r.end);
+                self.inner.get_blocks(b, k, r.start..cut, e, block, deliver).await?;
+                Self::suffer(Some(*then)).await?;
+                self.inner.get_blocks(b, k, cut..r.end, e, block, deliver).await
+            }
+            fault => {
+                Self::suffer(fault).await?;
+                self.inner.get_blocks(b, k, r, e, block, deliver).await
+            }
+        }
     }
     async fn put_file(&self, b: &str, k: &str, f: &File, m: &FileMeta) -> Result<ObjectInfo, ObjectError> {
         self.check(Op::PutFile, k).await?;

@@ -19,6 +19,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+/// Where [`ObjectClient::get_blocks`] hands each block as it arrives.
+pub type BlockSink<'a> = dyn Fn(Bytes) + Send + Sync + 'a;
+
 /// One object as a listing or HEAD describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -116,9 +119,13 @@ pub trait ObjectClient: Send + Sync + 'static {
         etag: Option<&str>,
     ) -> Result<Bytes, ObjectError>;
 
-    /// As [`ObjectClient::get_range`], in buffers of `block` bytes each (the last may be shorter):
-    /// what the block cache keeps, so that one cached block never holds a whole part's buffer.
-    /// Clients that can fill block buffers as the body arrives override this.
+    /// As [`ObjectClient::get_range`], handed to `deliver` in buffers of `block` bytes each, in
+    /// order, each as soon as it is whole: a reader waiting for the first block of an 8 MiB part
+    /// gets it without waiting for the rest. The last (maybe shorter) buffer comes only once the
+    /// reply is known complete, so a reply cut short never delivers a short block. On an error,
+    /// what was delivered is correct: a retry asks only for the rest. Buffers of `block` bytes are
+    /// what the block cache keeps, so one cached block never holds a whole part's buffer. Clients
+    /// that can fill block buffers as the body arrives override this.
     async fn get_blocks(
         &self,
         bucket: &str,
@@ -126,9 +133,11 @@ pub trait ObjectClient: Send + Sync + 'static {
         range: Range<u64>,
         etag: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
         let data = self.get_range(bucket, key, range, etag).await?;
-        Ok(data.chunks(block.max(1)).map(Bytes::copy_from_slice).collect())
+        data.chunks(block.max(1)).for_each(|b| deliver(Bytes::copy_from_slice(b)));
+        Ok(())
     }
 
     /// Uploads an open local file as the object (multipart when large); returns the new object's

@@ -6,12 +6,13 @@
 
 use std::fs::File;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
+use super::{BlockSink, ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -117,6 +118,7 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         self.run("GetObject", || self.inner.get_range(bucket, key, range.clone(), etag)).await
     }
 
+    /// A retry asks only for the blocks not delivered yet: each is delivered once, in order.
     async fn get_blocks(
         &self,
         bucket: &str,
@@ -124,8 +126,18 @@ impl<C: ObjectClient> ObjectClient for Retrying<C> {
         range: Range<u64>,
         etag: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
-        self.run("GetObject", || self.inner.get_blocks(bucket, key, range.clone(), etag, block)).await
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
+        let delivered = AtomicU64::new(0);
+        let counting = |data: Bytes| {
+            delivered.fetch_add(data.len() as u64, Ordering::Relaxed);
+            deliver(data)
+        };
+        self.run("GetObject", || {
+            let from = range.start.saturating_add(delivered.load(Ordering::Relaxed)).min(range.end);
+            self.inner.get_blocks(bucket, key, from..range.end, etag, block, &counting)
+        })
+        .await
     }
 
     async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
@@ -243,5 +255,32 @@ mod tests {
         let c = Retrying::new(flaky(0), Duration::from_secs(10));
         assert!(matches!(c.head("b", "missing").await, Err(ObjectError::NotFound)));
         assert_eq!(c.inner().inner().calls_of("HeadObject"), 1);
+    }
+
+    /// A body cut after two of its four blocks: the retry asks for the other two only, and every
+    /// byte is delivered once, in order.
+    #[tokio::test]
+    async fn a_get_cut_midway_resumes_after_the_blocks_it_delivered() {
+        let inner = MockObjectClient::new();
+        inner.add_bucket("b");
+        let body: Vec<u8> = (0..40u8).collect();
+        inner.insert("b", "k", body.clone());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let cut = FailingClient::new(inner, |_, _| None).with_gets(move |r| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(r.clone());
+            (seen.len() == 1).then(|| Fault::Partial {
+                bytes: 20,
+                then: Box::new(Fault::Fail(ObjectError::Unavailable("connection reset".into()))),
+            })
+        });
+        let c = Retrying::new(cut, Duration::from_secs(10));
+        let got = std::sync::Mutex::new(Vec::new());
+        c.get_blocks("b", "k", 0..40, None, 10, &|b| got.lock().unwrap().push(b)).await.unwrap();
+        let got = got.into_inner().unwrap();
+        assert_eq!(got.iter().map(|b| b.len()).collect::<Vec<_>>(), [10, 10, 10, 10]);
+        assert_eq!(got.concat(), body);
+        assert_eq!(*asked.lock().unwrap(), [0..40, 20..40], "the retry asked for the rest only");
     }
 }

@@ -271,6 +271,7 @@ async fn read_only_mount_refuses_writes() {
     assert_eq!(fs.mkdir(data.ino, "x").await.unwrap_err().errno(), libc::EROFS);
 }
 
+mod blocks_as_they_arrive;
 mod handles_model;
 mod metadata_bounds;
 mod model;

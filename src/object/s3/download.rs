@@ -3,16 +3,15 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
-
 use super::errors::not_s3;
 use super::{S3ObjectClient, parse_content_range};
-use crate::object::{ObjectError, block_buffers};
+use crate::object::{BlockSink, ObjectError, block_buffers};
 
 impl S3ObjectClient {
     /// `range` of the object in buffers of `block` bytes, filled as the body arrives (one copy,
-    /// overlapped with the transfer; no buffer of the whole part besides). Checked: the object
-    /// asked for (ETag), and exactly the bytes asked for.
+    /// overlapped with the transfer; no buffer of the whole part besides), each handed to
+    /// `deliver` once whole. Checked: the object asked for (ETag), and exactly the bytes asked
+    /// for; the last buffer is delivered only once the length is.
     pub(super) async fn fetch_range(
         &self,
         bucket: &str,
@@ -20,9 +19,10 @@ impl S3ObjectClient {
         range: Range<u64>,
         etag: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
         if range.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let header = format!("bytes={}-{}", range.start, range.end - 1);
         let out = self
@@ -61,7 +61,7 @@ impl S3ObjectClient {
             Some(n) => (0, n),
             None => (range.start, range.end - range.start),
         };
-        let mut blocks = BlockFiller::new(want, block);
+        let mut blocks = BlockFiller::new(want, block, deliver);
         let mut body = out.body;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ObjectError::Unavailable(format!("reading {key}: {e}")))?;
@@ -77,26 +77,30 @@ impl S3ObjectClient {
                 "reading {key}: the reply held {} bytes where its Content-Range promised {n}",
                 blocks.received()
             ))),
-            _ => Ok(blocks.finish()),
+            _ => {
+                blocks.finish();
+                Ok(())
+            }
         }
     }
 }
 
-/// Cuts a body into buffers of `block` bytes as it arrives, keeping at most `want` bytes.
-pub(super) struct BlockFiller {
+/// Cuts a body into buffers of `block` bytes as it arrives, keeping at most `want` bytes, and hands
+/// each to `deliver` once whole.
+pub(super) struct BlockFiller<'a> {
     want: u64,
     block: usize,
-    done: Vec<Bytes>,
+    deliver: &'a BlockSink<'a>,
     /// From `block_buffers`: a block the cache dropped is filled again, its pages already there.
     current: Vec<u8>,
     received: u64,
 }
 
-impl BlockFiller {
-    pub(super) fn new(want: u64, block: usize) -> Self {
+impl<'a> BlockFiller<'a> {
+    pub(super) fn new(want: u64, block: usize, deliver: &'a BlockSink<'a>) -> Self {
         let block = block.max(1);
         let first = (want as usize).min(block);
-        BlockFiller { want, block, done: Vec::new(), current: block_buffers::take(first), received: 0 }
+        BlockFiller { want, block, deliver, current: block_buffers::take(first), received: 0 }
     }
 
     pub(super) fn push(&mut self, mut data: &[u8]) {
@@ -109,7 +113,7 @@ impl BlockFiller {
             if self.current.len() == self.block {
                 let left = ((self.want - self.received) as usize).min(self.block);
                 let full = std::mem::replace(&mut self.current, block_buffers::take(left));
-                self.done.push(block_buffers::freeze(full));
+                (self.deliver)(block_buffers::freeze(full));
             }
         }
         // More than asked for (a server ignoring Range past the end): counted, not kept.
@@ -120,10 +124,10 @@ impl BlockFiller {
         self.received
     }
 
-    pub(super) fn finish(mut self) -> Vec<Bytes> {
+    /// Delivers the last, shorter buffer: only once the reply is known whole.
+    pub(super) fn finish(self) {
         if !self.current.is_empty() {
-            self.done.push(block_buffers::freeze(self.current));
+            (self.deliver)(block_buffers::freeze(self.current));
         }
-        self.done
     }
 }

@@ -27,7 +27,7 @@ pub use self::transport::Transport;
 use self::errors::{map_err, not_s3};
 use self::upload::{base64_md5, written};
 use super::meta::FileMeta;
-use super::{ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
+use super::{BlockSink, ListPage, ObjectClient, ObjectError, ObjectInfo, Part, Upload};
 use crate::config::Checksums;
 use crate::credentials::{CredentialProvider, s3_config};
 
@@ -137,8 +137,10 @@ impl ObjectClient for S3ObjectClient {
         etag: Option<&str>,
     ) -> Result<Bytes, ObjectError> {
         let len = (range.end.saturating_sub(range.start)).max(1) as usize;
-        let mut blocks = self.fetch_range(bucket, key, range, etag, len).await?;
-        Ok(blocks.pop().unwrap_or_default())
+        // One block of the whole range: delivered once, when complete.
+        let whole = std::sync::Mutex::new(Bytes::new());
+        self.fetch_range(bucket, key, range, etag, len, &|data| *whole.lock().unwrap() = data).await?;
+        Ok(whole.into_inner().unwrap())
     }
 
     async fn get_blocks(
@@ -148,8 +150,9 @@ impl ObjectClient for S3ObjectClient {
         range: Range<u64>,
         etag: Option<&str>,
         block: usize,
-    ) -> Result<Vec<Bytes>, ObjectError> {
-        self.fetch_range(bucket, key, range, etag, block).await
+        deliver: &BlockSink<'_>,
+    ) -> Result<(), ObjectError> {
+        self.fetch_range(bucket, key, range, etag, block, deliver).await
     }
 
     async fn put_file(&self, bucket: &str, key: &str, file: &File, meta: &FileMeta) -> Result<ObjectInfo, ObjectError> {
@@ -298,13 +301,19 @@ fn percent_encode(s: &str) -> String {
 mod tests {
     #[test]
     fn bodies_are_cut_into_blocks_as_they_arrive_and_never_past_what_was_asked() {
-        let mut f = super::download::BlockFiller::new(10, 4);
-        for chunk in [&b"ab"[..], b"cdefg", b"h", b"ijXX"] {
+        let got = std::sync::Mutex::new(Vec::new());
+        let deliver = |b: bytes::Bytes| got.lock().unwrap().push(b.to_vec());
+        let mut f = super::download::BlockFiller::new(10, 4, &deliver);
+        f.push(b"ab");
+        f.push(b"cdefg");
+        assert_eq!(*got.lock().unwrap(), [b"abcd".to_vec()], "a whole block is delivered at once");
+        for chunk in [&b"h"[..], b"ijXX"] {
             f.push(chunk);
         }
         assert_eq!(f.received(), 12, "the extra bytes are counted");
-        let blocks: Vec<Vec<u8>> = f.finish().iter().map(|b| b.to_vec()).collect();
-        assert_eq!(blocks, [b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]);
+        assert_eq!(got.lock().unwrap().len(), 2, "the short last block waits for the end of the reply");
+        f.finish();
+        assert_eq!(*got.lock().unwrap(), [b"abcd".to_vec(), b"efgh".to_vec(), b"ij".to_vec()]);
     }
 
     use aws_sdk_s3::config::http::HttpResponse;
