@@ -9,7 +9,7 @@
 //!   (orphans) cost memory of their own; those are bounded by `ORPHAN_BYTES`, beyond which an
 //!   evicted block is dropped (counted in `dropped`). The bench once lost 10 of 1,024 blocks of a
 //!   1 GiB read when blocks arriving at a full 16 MiB queue were dropped outright: read-ahead
-//!   delivers whole parts at once, faster than any disk in bursts.
+//!   delivers several parts at once, faster than any disk in bursts.
 //! - Blocks are used only for the version they were fetched for: the file name is a hash of the
 //!   mount's scope (profile and endpoint), the identity, bucket, key, ETag and block number, and the
 //!   header repeats them all (see `format`). A block of an object whose ETag was not known is never
