@@ -28,8 +28,20 @@ async fn open_stalling() -> (Fs, u64) {
 #[tokio::test]
 async fn a_sequential_reader_gets_the_first_block_of_a_part_while_the_rest_is_on_its_way() {
     let (fs, fh) = open_stalling().await;
+    let budget = fs.read_path.shared.read_ahead.clone();
+    let full = budget.available_permits();
     // Block 0 alone, then read-ahead of blocks 1-2 as one GET, which sends block 1 and stalls.
     assert_eq!(fs.read(fh, 0, 4096).await.unwrap()[..], body()[..4096]);
+    // Block 1's share of the read-ahead budget comes back when it arrives; block 2's is held.
+    let mut held = full - budget.available_permits();
+    for _ in 0..100 {
+        if held <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held = full - budget.available_permits();
+    }
+    assert_eq!(held, 1, "only the block still on its way holds read-ahead budget");
     let next = tokio::time::timeout(Duration::from_secs(5), fs.read(fh, 4096, BLOCK as u32))
         .await
         .expect("block 1 arrived: the read does not wait for block 2 of its part")
