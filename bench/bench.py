@@ -4,8 +4,9 @@
 Mounts ssofs (alice's STS credentials), s3fs, rclone and mountpoint-s3 (the devstack's root keys) on the same
 devstack S3 endpoint, measures issue 8's items 1-8 side by side with the direct aws-sdk-s3
 baseline (`bench-direct`) and curl, and issue 15's additions: 150-byte row writes against local
-disk, the S3 requests a step costs (from the devstack's request log) and cost curves (ls -l by
-object count, read by concurrent readers, write by file size). Prints a table and writes
+disk, the S3 requests a step costs (from the devstack's request log), the CPU each party spends per
+GiB of the cold read and of the write (the mount or direct client, the devstack, the reader or
+writer) and cost curves (ls -l by object count, read by concurrent readers, write by file size). Prints a table and writes
 bench/results/latest.{md,json} and the curves as bench/results/*.png.
 Sizes and repetitions come from BENCH_* environment variables (see README, "Benchmarks").
 """
@@ -14,6 +15,7 @@ import collections
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -32,6 +34,7 @@ REL = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "tar
 MOUNTPOINT_BIN = os.path.join(os.environ.get("BENCH_MOUNTPOINT_TARGET_DIR") or os.path.dirname(REL), "release",
                               "mountpoint-peer")
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def env_int(name, default):
@@ -187,6 +190,42 @@ def cpu_secs(pid):
 
 def vm_hwm_mib(pid):
     return vm_mib(pid, "VmHWM")
+
+
+def own_cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def host_times():
+    """The host's CPU time so far by kind (user nice system idle iowait irq softirq steal)."""
+    return [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+
+
+def cpu_budget(stack, step, pid=None):
+    """Runs `step()`; its result and the CPU seconds it cost each party: `client` (process `pid`, a
+    mount; else the child processes `step` ran: the direct client, curl), `server` (the devstack),
+    `local` (this process: a mount's reader or writer), and the host's `idle` and `steal` shares
+    meanwhile. On a 2-core host this shows where a throughput figure's ceiling is."""
+    host, server = host_times(), cpu_secs(stack.proc.pid)
+    local, kids = own_cpu(resource.RUSAGE_SELF), own_cpu(resource.RUSAGE_CHILDREN)
+    client = cpu_secs(pid) if pid else None
+    out = step()
+    spent = [b - a for a, b in zip(host, host_times())]
+    total = sum(spent) or 1
+    return out, {
+        "client": cpu_secs(pid) - client if pid else own_cpu(resource.RUSAGE_CHILDREN) - kids,
+        "server": cpu_secs(stack.proc.pid) - server,
+        "local": own_cpu(resource.RUSAGE_SELF) - local,
+        "idle": spent[3] / total,
+        "steal": spent[7] / total,
+    }
+
+
+def add_cpu(add, who, item, cpu, gib):
+    """`cpu_budget`'s figures as `<item>_cpu_<party>`: CPU seconds per GiB moved, shares as they are."""
+    for k, v in cpu.items():
+        add(who, f"{item}_cpu_{k}", v if k in ("idle", "steal") else v / gib)
 
 
 class Mount:
@@ -565,16 +604,21 @@ def measure_direct(stack, rep, add, url):
     add("direct", "ttfb_ms", d["secs"] * 1000)
     add("direct", "ttfb_reqs", sum(ops.values()))
     add("direct", "ttfb_ops", ops)
-    d = direct(stack, "get", BUCKET, PFX + "big.bin")
+    d, cpu = cpu_budget(stack, lambda: direct(stack, "get", BUCKET, PFX + "big.bin"))
     add("direct", "read_cold", d["bytes"] / MiB / d["secs"])
-    add("curl", "read_cold", curl_read(url))
+    add_cpu(add, "direct", "read_cold", cpu, d["bytes"] / GiB)
+    rate, cpu = cpu_budget(stack, lambda: curl_read(url))
+    add("curl", "read_cold", rate)
+    add_cpu(add, "curl", "read_cold", cpu, CFG["big_mib"] * MiB / GiB)
     add("direct", "ls_first", direct(stack, "list", BUCKET, PFX + "ls/")["secs"])
     d, ops = with_requests(stack, lambda: direct(stack, "put-many", BUCKET, f"{PFX}w-direct-{rep}/f", small_n, 4096, 1))
     add("direct", "create", small_n / d["secs"])
     add("direct", "create_reqs", sum(ops.values()) / small_n)
     add("direct", "create_ops", {k: v / small_n for k, v in ops.items()})
-    d = direct(stack, "put-random", BUCKET, f"{PFX}w-direct-{rep}.bin", CFG["write_mib"] * MiB)
+    d, cpu = cpu_budget(stack, lambda: direct(stack, "put-random", BUCKET, f"{PFX}w-direct-{rep}.bin", CFG["write_mib"] * MiB))
     add("direct", "write", CFG["write_mib"] / d["secs"])
+    # The client's CPU includes making the random bytes it sends (xorshift, cheap beside the upload).
+    add_cpu(add, "direct", "write", cpu, CFG["write_mib"] * MiB / GiB)
 
 
 def measure_mount(stack, m, rep, add):
@@ -587,7 +631,9 @@ def measure_mount(stack, m, rep, add):
         add(m.name, "ttfb_ms", secs * 1000)
         add(m.name, "ttfb_reqs", sum(ops.values()))
         add(m.name, "ttfb_ops", ops)
-        add(m.name, "read_cold", seq_read(m.path("big.bin")))
+        rate, cpu = cpu_budget(stack, lambda: seq_read(m.path("big.bin")), m.pid())
+        add(m.name, "read_cold", rate)
+        add_cpu(add, m.name, "read_cold", cpu, CFG["big_mib"] * MiB / GiB)
         add(m.name, "read_warm", seq_read(m.path("big.bin")))
         add(m.name, "rand", rand_read(m.path("rand.bin"), rnd, CFG["rand_ops"], rep))
         secs, count = ls_l(m.path("ls"))
@@ -599,7 +645,9 @@ def measure_mount(stack, m, rep, add):
         add(m.name, "create", rate)
         add(m.name, "create_reqs", sum(ops.values()) / small_n)
         add(m.name, "create_ops", {k: v / small_n for k, v in ops.items()})
-        add(m.name, "write", seq_write(m.path(f"w-{m.name}-{rep}.bin"), CFG["write_mib"]))
+        rate, cpu = cpu_budget(stack, lambda: seq_write(m.path(f"w-{m.name}-{rep}.bin"), CFG["write_mib"]), m.pid())
+        add(m.name, "write", rate)
+        add_cpu(add, m.name, "write", cpu, CFG["write_mib"] * MiB / GiB)
         measure_rows(m.name, m.path(f"rows-{m.name}-{rep}.csv"), add)
     finally:
         m.unmount()
@@ -915,6 +963,25 @@ def rows_section(M, mounts, fs):
     ]
 
 
+def cpu_section(M, names):
+    """Issue 15 items 1 and 2: the CPU each party spent per GiB of the cold read and of the write."""
+    out = ["## Where the CPU went (cold read and sequential write, per GiB, medians)", "",
+           f"On {os.cpu_count()} cores. client: the mount, or the direct client (aws-sdk-s3, curl); server: the"
+           " devstack; local: the process reading or writing the mount's file (none for a direct client).", ""]
+    cells = []
+    for item, what in (("read_cold", "cold read"), ("write", f"write of {CFG['write_mib']} MiB")):
+        for n in names:
+            g = lambda k: M[n].get(f"{item}_cpu_{k}")
+            if g("client") is None:
+                continue
+            busy = sum(x or 0 for x in (g("client"), g("server"), g("local")))
+            pct = lambda x: f"{x * 100:.0f}%" if x is not None else "-"
+            cells.append([what, n, fmt(M[n].get(item)), fmt(g("client")), fmt(g("server")), fmt(g("local")),
+                          fmt(busy), pct(g("idle")), pct(g("steal"))])
+    return out + md_table(["step", "who", "MiB/s", "client CPU-s/GiB", "server", "local", "all", "host idle",
+                           "steal"], cells)
+
+
 def requests_section(R, names):
     """Issue 15: what S3 requests items 5 and 8 cost, from the devstack's request log."""
     out = ["## S3 requests (the devstack's request log)", ""]
@@ -1093,6 +1160,8 @@ def report(R, mounts, fs, elapsed):
             *rows_section(M, mount_names, fs),
             "",
             *requests_section(R, BASELINES[:1] + mount_names),
+            "",
+            *cpu_section(M, BASELINES + mount_names),
             "",
             *curves,
             *scale_lines,
