@@ -103,7 +103,9 @@ struct BucketFile {
 /// Bytes already on disk, about to become an object.
 struct NewObject {
     key: String,
+    /// A file, or a directory of part files (`part_sizes`).
     data: TempFile,
+    part_sizes: Vec<u64>,
     size: u64,
     etag: String,
     headers: StoredHeaders,
@@ -114,7 +116,7 @@ impl NewObject {
     /// An object uploaded in one piece: its ETag is the MD5 of its bytes.
     fn single_part(key: String, written: Written, headers: StoredHeaders, metadata: BTreeMap<String, String>) -> Self {
         let Written { temp, md5, size } = written;
-        Self { key, data: temp, size, etag: hex::encode(md5), headers, metadata }
+        Self { key, data: temp, part_sizes: Vec::new(), size, etag: hex::encode(md5), headers, metadata }
     }
 }
 
@@ -237,6 +239,7 @@ impl Store {
             headers: object.headers,
             metadata: object.metadata,
             data_file,
+            part_sizes: object.part_sizes,
         };
         let sidecar = disk::json_temp(&self.inner.tmp, &meta).map_err(internal)?;
         let replaced = {
@@ -251,7 +254,7 @@ impl Store {
         };
         // Readers open data files under the lock, so the old one is no longer needed by anyone new.
         if let Some(old) = replaced {
-            let _ = fs::remove_file(bucket.data_dir().join(old.data_file));
+            disk::remove_data(&bucket.data_dir().join(old.data_file));
         }
         Ok(meta)
     }
@@ -274,7 +277,7 @@ impl Store {
             state.objects.remove(key)
         };
         if let Some(old) = removed {
-            let _ = fs::remove_file(bucket.data_dir().join(old.data_file));
+            disk::remove_data(&bucket.data_dir().join(old.data_file));
         }
         Ok(())
     }
@@ -296,7 +299,7 @@ impl Bucket {
         for entry in fs::read_dir(dir.join(META_DIR))? {
             let path = entry?.path();
             match disk::read_small(&path).map(|json| serde_json::from_slice::<ObjectMeta>(&json)) {
-                Ok(Ok(meta)) if is_file_name(&meta.data_file) && dir.join(DATA_DIR).join(&meta.data_file).is_file() => {
+                Ok(Ok(meta)) if is_file_name(&meta.data_file) && has_data(&dir.join(DATA_DIR), &meta) => {
                     objects.insert(meta.key.clone(), meta);
                 }
                 Ok(Ok(_)) => {
@@ -329,12 +332,18 @@ impl Bucket {
         read(&self.state).objects.get(key).cloned().ok_or_else(no_such_key)
     }
 
-    /// The object's metadata and its data file, opened consistently (see the module docs).
-    fn open_object(&self, key: &str) -> S3Result<(ObjectMeta, fs::File)> {
+    /// The object's metadata and its data files, opened consistently (see the module docs).
+    fn open_object(&self, key: &str) -> S3Result<(ObjectMeta, disk::DataFiles)> {
         let state = read(&self.state);
         let meta = state.objects.get(key).ok_or_else(no_such_key)?;
-        let file = fs::File::open(self.data_dir().join(&meta.data_file)).map_err(internal)?;
-        Ok((meta.clone(), file))
+        let path = self.data_dir().join(&meta.data_file);
+        let files = match meta.part_sizes.as_slice() {
+            [] => vec![(fs::File::open(&path).map_err(internal)?, meta.size)],
+            sizes => (sizes.iter().enumerate())
+                .map(|(i, size)| Ok((fs::File::open(path.join(disk::part_file_name(i))).map_err(internal)?, *size)))
+                .collect::<S3Result<_>>()?,
+        };
+        Ok((meta.clone(), files))
     }
 }
 
@@ -344,16 +353,28 @@ fn is_file_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// Removes data files that no object refers to.
+/// Removes data files (and multipart objects' directories) that no object refers to.
 fn remove_unreferenced(data_dir: &Path, objects: &BTreeMap<String, ObjectMeta>) -> io::Result<()> {
     let referenced: std::collections::HashSet<&str> = objects.values().map(|m| m.data_file.as_str()).collect();
     for entry in fs::read_dir(data_dir)? {
         let entry = entry?;
         if !entry.file_name().to_str().is_some_and(|n| referenced.contains(n)) {
-            let _ = fs::remove_file(entry.path());
+            disk::remove_data(&entry.path());
         }
     }
     Ok(())
+}
+
+/// Whether an object's data is all there: its file, or every part file of a multipart object.
+fn has_data(data_dir: &Path, meta: &ObjectMeta) -> bool {
+    let path = data_dir.join(&meta.data_file);
+    match meta.part_sizes.len() {
+        0 => path.is_file(),
+        n => {
+            meta.part_sizes.iter().sum::<u64>() == meta.size
+                && (0..n).all(|i| path.join(disk::part_file_name(i)).is_file())
+        }
+    }
 }
 
 fn no_such_key() -> s3s::S3Error {

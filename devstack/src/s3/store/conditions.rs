@@ -189,6 +189,7 @@ mod tests {
             headers: StoredHeaders::default(),
             metadata: Default::default(),
             data_file: "f".into(),
+            part_sizes: Vec::new(),
         }
     }
 

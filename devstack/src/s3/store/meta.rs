@@ -62,6 +62,12 @@ pub(super) struct ObjectMeta {
     /// Name of the data file in the bucket's data directory. A fresh name per write, so a reader that
     /// opened the previous version keeps reading consistent bytes while it is replaced.
     pub data_file: String,
+    /// A completed multipart upload: `data_file` is a directory of its parts' files (`00001`, …, in
+    /// order), of these sizes. MinIO keeps a completed upload's parts as they were stored rather
+    /// than copying them into one file (cmd/erasure-multipart.go, CompleteMultipartUpload, which
+    /// renames the upload's data into place); a copy cost 2.3-5.0 s per GiB at every close here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_sizes: Vec<u64>,
 }
 
 /// Sidecar file name for a key. Keys may be 1024 bytes of anything, so they never become paths.
@@ -149,6 +155,7 @@ mod tests {
             headers: StoredHeaders { content_type: Some("text/plain".into()), ..Default::default() },
             metadata: [("mtime".to_owned(), "1".to_owned())].into(),
             data_file: "f".into(),
+            part_sizes: Vec::new(),
         };
         let json = serde_json::to_value(&meta).unwrap();
         assert_eq!(json["content_type"], "text/plain");
@@ -167,6 +174,7 @@ mod tests {
             headers: StoredHeaders::default(),
             metadata: BTreeMap::new(),
             data_file: String::new(),
+            part_sizes: Vec::new(),
         };
         assert_eq!(meta.parts_count(), None);
         meta.etag.push_str("-3");

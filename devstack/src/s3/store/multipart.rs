@@ -229,9 +229,9 @@ impl Store {
         check_part_number(input.part_number)?;
         let uploads = &self.inner.uploads;
         uploads.ensure(&input.upload_id, &input.bucket, &input.key)?;
-        let (src_meta, file) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
+        let (src_meta, files) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
         let range = conditions::copy_source_range(input.copy_source_range.as_deref(), src_meta.size)?;
-        let written = disk::copy_range(&self.inner.tmp, file, range).await.map_err(internal)?;
+        let written = disk::copy_range(&self.inner.tmp, files, range).await.map_err(internal)?;
         let part = uploads.add_part(&input.upload_id, &input.bucket, &input.key, input.part_number, written)?;
         let result = CopyPartResult {
             e_tag: Some(meta::etag(&part.etag)),
@@ -256,8 +256,17 @@ impl Store {
             self.min_part_size(),
         )?;
         let paths: Vec<PathBuf> = parts.iter().map(|(n, _)| uploads.part_path(&upload.id, *n)).collect();
-        let assembled = match disk::concat(&self.inner.tmp, paths).await {
-            Ok(temp) => temp,
+        // The parts become the object's data as they are (linked, not copied), as MinIO does; a
+        // filesystem without hard links gets them copied into one file.
+        let assembled = match disk::link_parts(&self.inner.tmp, paths.clone()).await {
+            Ok(linked) => Ok((linked, parts.iter().map(|(_, p)| p.size).collect())),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot link the parts; copying them into one file");
+                disk::concat(&self.inner.tmp, paths).await.map(|file| (file, Vec::new()))
+            }
+        };
+        let (assembled, part_sizes) = match assembled {
+            Ok(done) => done,
             Err(e) => {
                 uploads.restore(upload);
                 return Err(internal(e));
@@ -266,6 +275,7 @@ impl Store {
         let object = NewObject {
             key: upload.key.clone(),
             data: assembled,
+            part_sizes,
             size: parts.iter().map(|(_, p)| p.size).sum(),
             etag: multipart_etag(&parts),
             headers: upload.headers.clone(),

@@ -21,11 +21,11 @@ impl Store {
 
     /// Streams the object (or the requested range) from the data file opened with its metadata.
     pub(super) fn get(&self, input: &GetObjectInput) -> S3Result<GetObjectOutput> {
-        let (meta, file) = self.bucket(&input.bucket)?.open_object(&input.key)?;
+        let (meta, files) = self.bucket(&input.bucket)?.open_object(&input.key)?;
         conditions::check_read(&meta, read_conditions!(input))?;
         let range = conditions::resolve_range(input.range.as_ref(), meta.size)?;
         let served = range.clone().unwrap_or(0..meta.size);
-        let body = FileBody::new(file, served.clone()).map_err(internal)?;
+        let body = FileBody::new(files, served.clone()).map_err(internal)?;
         let head = head_output(&meta);
         Ok(GetObjectOutput {
             body: Some(StreamingBlob::new(body)),
@@ -70,9 +70,9 @@ impl Store {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let (src_meta, file) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
+        let (src_meta, files) = self.open_copy_source(&input.copy_source, read_conditions!(copy_source input))?;
         let dest = self.bucket(&input.bucket)?;
-        let written = disk::copy_range(&self.inner.tmp, file, 0..src_meta.size).await.map_err(internal)?;
+        let written = disk::copy_range(&self.inner.tmp, files, 0..src_meta.size).await.map_err(internal)?;
         let (headers, metadata) = if replace {
             let headers = stored_headers!(input);
             (headers, meta::metadata_from_dto(input.metadata))
@@ -122,11 +122,11 @@ impl Store {
         &self,
         source: &CopySource,
         cond: conditions::ReadConditions<'_>,
-    ) -> S3Result<(ObjectMeta, std::fs::File)> {
+    ) -> S3Result<(ObjectMeta, disk::DataFiles)> {
         let (bucket, key) = copy_source(source)?;
-        let (meta, file) = self.bucket(bucket)?.open_object(key)?;
+        let (meta, files) = self.bucket(bucket)?.open_object(key)?;
         conditions::check_copy_source(&meta, cond)?;
-        Ok((meta, file))
+        Ok((meta, files))
     }
 }
 

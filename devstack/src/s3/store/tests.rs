@@ -426,6 +426,61 @@ async fn multipart_upload_completes_with_s3_etag() {
     assert_eq!(std::fs::read_dir(env.root.join(UPLOADS_DIR)).unwrap().count(), 0);
 }
 
+/// What the bucket's data directory holds: each entry's name, and the sizes of the files in it (one
+/// for a file, one per part for a directory).
+fn data_dir_entries(env: &Env, bucket: &str) -> Vec<Vec<u64>> {
+    let dir = env.root.join(bucket).join(DATA_DIR);
+    let mut entries: Vec<Vec<u64>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            match path.is_dir() {
+                true => {
+                    let mut parts: Vec<_> = std::fs::read_dir(&path).unwrap().map(|p| p.unwrap().path()).collect();
+                    parts.sort();
+                    parts.iter().map(|p| p.metadata().unwrap().len()).collect()
+                }
+                false => vec![path.metadata().unwrap().len()],
+            }
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// A completed upload keeps its parts' files as they were stored (as MinIO does), not a copy of
+/// them in one file: reads, ranges across parts, copies and a reopened store see one object.
+#[tokio::test]
+async fn a_completed_upload_keeps_its_parts_and_reads_across_them() {
+    let env = Env::new();
+    env.store.set_min_part_size(5);
+    env.bucket("bkt").await;
+    let id = start_upload(&env, "/bkt/big").await;
+    let e1 = upload_part(&env, "/bkt/big", &id, 1, "hello").await;
+    let e2 = upload_part(&env, "/bkt/big", &id, 2, " big ").await;
+    let e3 = upload_part(&env, "/bkt/big", &id, 3, "world").await;
+    let done =
+        env.send("POST", &format!("/bkt/big?uploadId={id}"), &[], complete_body(&[(1, &e1), (2, &e2), (3, &e3)])).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(data_dir_entries(&env, "bkt"), [vec![5, 5, 5]], "the parts, not a copy of them");
+
+    assert_eq!(env.get("/bkt/big").await.body, "hello big world");
+    let across = env.send("GET", "/bkt/big", &[("range", "bytes=3-11")], "").await;
+    assert_eq!(across.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(across.body, "lo big wo");
+    assert_eq!(env.send("GET", "/bkt/big", &[("range", "bytes=-3")], "").await.body, "rld");
+    let copy = env.send("PUT", "/bkt/copy", &[("x-amz-copy-source", "/bkt/big")], "").await;
+    assert_eq!(copy.status, StatusCode::OK, "{}", copy.text());
+    assert_eq!(env.get("/bkt/copy").await.body, "hello big world");
+
+    let reopened = Store::open(&env.root, Arc::new(AllowAll)).unwrap();
+    let env2 = Env { root: env.root.clone(), store: env.store.clone(), svc: S3ServiceBuilder::new(reopened).build() };
+    assert_eq!(env2.get("/bkt/big").await.body, "hello big world", "read back after a reopen");
+    assert_eq!(env2.send("PUT", "/bkt/big", &[], "small").await.status, StatusCode::OK);
+    assert_eq!(env2.send("DELETE", "/bkt/copy", &[], "").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(data_dir_entries(&env, "bkt"), [vec![5]], "the replaced parts are gone with the object");
+}
+
 #[tokio::test]
 async fn multipart_parts_must_meet_minimum_size() {
     let env = Env::new();
