@@ -218,22 +218,20 @@ impl Reader {
         // Read-ahead in flight is what holds permits of the budget.
         crate::metrics::series::read_ahead(permit.as_ref().map_or(0, |p| p.num_permits() as i64 * BLOCK as i64));
         let (senders, fetches): (Vec<_>, Vec<_>) = (first..end_block)
-            .map(|_| {
+            .map(|block| {
                 let (tx, rx) = tokio::sync::oneshot::channel::<Result<Bytes, ObjectError>>();
                 let fetch =
                     async move { rx.await.unwrap_or_else(|_| Err(ObjectError::Other("the read task failed".into()))) };
-                (tx, fetch.boxed().shared())
+                ((block, tx), fetch.boxed().shared())
             })
             .unzip();
         tokio::spawn(async move {
-            let waiting = std::sync::Mutex::new(Arrival { next: first, senders: senders.into_iter(), permit });
+            let waiting = std::sync::Mutex::new(Arrival { senders: senders.into_iter(), permit });
             let deliver = |data: Bytes| {
                 let mut waiting = waiting.lock().unwrap();
-                let Some(tx) = waiting.senders.next() else { return };
-                let block = waiting.next;
-                waiting.next += 1;
+                let Some((block, tx)) = waiting.senders.next() else { return };
                 // The bytes now count against the block cache, not the read-ahead budget.
-                waiting.release_one();
+                waiting.release(1);
                 cache.insert(BlockKey { block, ..block0.clone() }, data.clone());
                 let _ = tx.send(Ok(data));
             };
@@ -241,11 +239,9 @@ impl Reader {
                 .get_blocks(&block0.bucket, &block0.key, range, Self::etag_arg(&block0), BLOCK as usize, &deliver)
                 .await;
             let mut rest = waiting.into_inner().unwrap();
-            while rest.permit.is_some() {
-                rest.release_one();
-            }
+            rest.release(rest.senders.len());
             // Blocks not delivered: the error, or (an object shorter than its size said) no bytes.
-            for tx in rest.senders {
+            for (_, tx) in rest.senders {
                 let _ = tx.send(done.clone().map(|()| Bytes::new()));
             }
         });
@@ -272,23 +268,22 @@ impl Reader {
     }
 }
 
-/// Where a part's GET stands: the next block to arrive, who waits for each, and the read-ahead
-/// budget its blocks not arrived yet hold.
+/// Where a part's GET stands: who waits for each block not arrived yet (in order), and the
+/// read-ahead budget those blocks hold.
 struct Arrival {
-    next: u64,
-    senders: std::vec::IntoIter<tokio::sync::oneshot::Sender<Result<Bytes, ObjectError>>>,
+    senders: std::vec::IntoIter<(u64, tokio::sync::oneshot::Sender<Result<Bytes, ObjectError>>)>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Arrival {
-    /// One block of read-ahead arrived (or will not): its permit goes back to the budget.
-    fn release_one(&mut self) {
+    /// `blocks` of read-ahead arrived (or will not): their permits go back to the budget.
+    fn release(&mut self, blocks: usize) {
         let Some(permit) = self.permit.as_mut() else { return };
-        if permit.num_permits() <= 1 {
-            self.permit = None;
-        } else {
-            drop(permit.split(1));
+        let blocks = blocks.min(permit.num_permits());
+        match permit.split(blocks) {
+            Some(_) if permit.num_permits() > 0 => {}
+            _ => self.permit = None,
         }
-        crate::metrics::series::read_ahead(-(BLOCK as i64));
+        crate::metrics::series::read_ahead(-(blocks as i64 * BLOCK as i64));
     }
 }

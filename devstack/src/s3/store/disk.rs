@@ -6,7 +6,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -123,18 +122,6 @@ impl ObjectReader {
     }
 }
 
-impl Read for ObjectReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while let Some(piece) = self.piece() {
-            match piece.read(buf)? {
-                0 if !buf.is_empty() => self.next_piece()?,
-                n => return Ok(n),
-            }
-        }
-        Ok(0)
-    }
-}
-
 /// Hard-links the parts of a completed upload, in order, into a new directory in `dir` (as
 /// `00001`, …): the object's data without copying a byte. The upload keeps its own links until the
 /// object is committed, so a failed commit leaves it whole.
@@ -219,15 +206,15 @@ pub(super) async fn copy_range(dir: &Path, src: DataFiles, range: Range<u64>) ->
     blocking(move || {
         let mut src = ObjectReader::new(src, range.clone())?;
         let mut out = fs::File::create(temp.path())?;
-        let (mut md5, mut size, mut buf) = (Md5::new(), 0u64, vec![0; CHUNK]);
+        let (mut md5, mut size) = (Md5::new(), 0u64);
         loop {
-            let n = src.read(&mut buf)?;
-            if n == 0 {
+            let buf = src.read_chunk(CHUNK as u64)?;
+            if buf.is_empty() {
                 break;
             }
-            md5.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            size += n as u64;
+            md5.update(&buf);
+            out.write_all(&buf)?;
+            size += buf.len() as u64;
         }
         if size != range.end - range.start {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source data file is shorter than its metadata"));
@@ -279,37 +266,31 @@ const BODY_CHUNK: u64 = 1 << 20;
 /// A GET body: `len` bytes of an object's already-opened data files, read in chunks as the client
 /// consumes them (one read at a time).
 pub(super) struct FileBody {
-    reader: Arc<std::sync::Mutex<ObjectReader>>,
-    /// How much of the range is still to be read.
-    unread: u64,
-    /// Bytes not handed out yet.
+    /// The reader between reads; during one, the blocking thread doing it has it.
+    reader: Option<ObjectReader>,
+    /// Bytes not handed out yet (all unread whenever no read is under way).
     remaining: u64,
-    reading: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
+    reading: Option<tokio::task::JoinHandle<(ObjectReader, io::Result<Vec<u8>>)>>,
 }
 
 impl FileBody {
     /// `files` were opened while the index lock was held, so they are the version the metadata
     /// describes, even if the object is overwritten or deleted while the body streams.
     pub fn new(files: DataFiles, range: Range<u64>) -> io::Result<Self> {
-        let len = range.end - range.start;
-        let reader = Arc::new(std::sync::Mutex::new(ObjectReader::new(files, range)?));
-        Ok(Self { reader, unread: len, remaining: len, reading: None })
+        let remaining = range.end - range.start;
+        Ok(Self { reader: Some(ObjectReader::new(files, range)?), remaining, reading: None })
     }
 
     /// Starts reading the next chunk, if any is left.
     fn read_next(&mut self) {
-        if self.unread == 0 {
-            return;
-        }
-        let len = self.unread.min(BODY_CHUNK);
-        self.unread -= len;
-        let reader = self.reader.clone();
+        let Some(mut reader) = self.reader.take().filter(|_| self.remaining > 0) else { return };
+        let len = self.remaining.min(BODY_CHUNK);
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            let buf = reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner).read_chunk(len)?;
-            match buf.len() as u64 == len {
+            let read = reader.read_chunk(len).and_then(|buf| match buf.len() as u64 == len {
                 true => Ok(buf),
                 false => Err(io::ErrorKind::UnexpectedEof.into()),
-            }
+            });
+            (reader, read)
         }));
     }
 }
@@ -326,8 +307,15 @@ impl Stream for FileBody {
             this.read_next();
         }
         let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
-        let read = ready!(Pin::new(reading).poll(cx)).map_err(io::Error::other).and_then(|read| read);
+        let joined = ready!(Pin::new(reading).poll(cx));
         this.reading = None;
+        let read = match joined {
+            Ok((reader, read)) => {
+                this.reader = Some(reader);
+                read
+            }
+            Err(e) => Err(io::Error::other(e)),
+        };
         match read {
             Ok(buf) => {
                 this.remaining -= buf.len() as u64;
@@ -335,7 +323,7 @@ impl Stream for FileBody {
                 Poll::Ready(Some(Ok(Bytes::from(buf))))
             }
             Err(e) => {
-                (this.remaining, this.unread) = (0, 0);
+                this.remaining = 0;
                 // The data file was truncated behind our back: end the body with an error, not garbage.
                 let e = match e.kind() {
                     io::ErrorKind::UnexpectedEof => {
